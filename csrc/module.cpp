@@ -1,0 +1,18 @@
+// fastpanel._core: wiring only. Each concept registers its functions from its own file.
+#include "common.hpp"
+
+namespace fastpanel {
+void register_within(py::module_& m);
+}
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fastpanel compiled kernels (private; use the fastpanel package API)";
+    m.def("set_num_threads", [](int n) { omp_set_num_threads(n); }, pybind11::arg("n"));
+    m.def("get_num_threads", []() { return omp_get_max_threads(); });
+#ifdef FASTPANEL_HAVE_OPENMP
+    m.attr("has_openmp") = true;
+#else
+    m.attr("has_openmp") = false;
+#endif
+    fastpanel::register_within(m);
+}

@@ -1,0 +1,269 @@
+// Within (fixed-effects) transformation kernels.
+//
+// Algorithm
+//   one-way : out = x - (weighted) group mean. Rows of a group are visited together (the data
+//             are sorted by group, or reached through a counting-sort permutation), so each
+//             group is summed and then written while its rows are still in cache: one read of
+//             X and one write of out, O(n p).
+//   two-way : groups A (the dimension with more levels, eliminated in closed form) and B
+//             (fewer levels). The normal equations of x = alpha_A + gamma_B + e reduce, after
+//             eliminating alpha, to the n_B x n_B Schur system
+//                 S gamma = r,   S = D_B - C' D_A^{-1} C,   r = sum_obs w (x - xbar_A),
+//             where C is the A x B table of weights. twoway_pass1 accumulates r (and S, which
+//             depends only on the structure and the weights) in one read of X; Python solves the
+//             small system; twoway_pass2 writes out = x - alpha_A - gamma_B with
+//             alpha_a = xbar_a - sum_{rows of a} w gamma_B / W_a. Exact (no iteration):
+//             O(n p + sum_a k_a^2 + n_B^3) with k_a the number of rows of group a.
+//   Many-way transforms iterate one-way sweeps from Python (alternating projections).
+//
+// Naming conventions: see common.hpp (_N observation arrays, _G group arrays, order_N,
+// group_starts_G, column-major matrices). w_N empty means unit weights; order_N empty means the
+// rows are already sorted by group.
+#include <vector>
+
+#include "common.hpp"
+
+namespace fastpanel {
+namespace {
+
+template <bool Permuted>
+inline i64 row_at(const i64* order_N, i64 pos) {
+    if constexpr (Permuted) return order_N[pos]; else return pos;
+}
+
+template <bool Permuted, bool Weighted>
+void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
+                 const double* w_N) {
+    const i64 n = X.rows, p = X.cols;
+#pragma omp parallel for schedule(static)
+    for (i64 g = 0; g < n_groups; ++g) {
+        const i64 s = starts_G[g], e = starts_G[g + 1];
+        double weight_sum = 0.0;
+        if constexpr (Weighted) {
+            for (i64 k = s; k < e; ++k) weight_sum += w_N[row_at<Permuted>(order_N, k)];
+        } else {
+            weight_sum = static_cast<double>(e - s);
+        }
+        for (i64 j = 0; j < p; ++j) {
+            const double* x = X.data + j * n;
+            double* o = out.data + j * n;
+            double total = 0.0;
+            for (i64 k = s; k < e; ++k) {
+                const i64 i = row_at<Permuted>(order_N, k);
+                if constexpr (Weighted) total += w_N[i] * x[i]; else total += x[i];
+            }
+            const double mean = weight_sum > 0.0 ? total / weight_sum : 0.0;
+            for (i64 k = s; k < e; ++k) {
+                const i64 i = row_at<Permuted>(order_N, k);
+                o[i] = x[i] - mean;
+            }
+        }
+    }
+}
+
+template <bool Permuted, bool Weighted>
+void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_groups,
+                const i64* codes_b_N, i64 n_b, const double* w_N, bool want_schur,
+                double* r_B /* n_b x p, column-major */, double* schur_BB /* n_b x n_b */) {
+    const i64 n = X.rows, p = X.cols;
+    const int n_threads = omp_get_max_threads();
+    // Per-thread accumulators: n_b is small (the direct path is chosen only then).
+    std::vector<double> r_local(static_cast<size_t>(n_threads) * n_b * p, 0.0);
+    std::vector<double> s_local(want_schur ? static_cast<size_t>(n_threads) * n_b * n_b : 0, 0.0);
+#pragma omp parallel
+    {
+        const int t = omp_get_thread_num();
+        double* r_t = r_local.data() + static_cast<size_t>(t) * n_b * p;
+        double* s_t = want_schur ? s_local.data() + static_cast<size_t>(t) * n_b * n_b : nullptr;
+#pragma omp for schedule(static)
+        for (i64 g = 0; g < n_groups; ++g) {
+            const i64 s = starts_G[g], e = starts_G[g + 1];
+            double weight_sum = 0.0;
+            if constexpr (Weighted) {
+                for (i64 k = s; k < e; ++k) weight_sum += w_N[row_at<Permuted>(order_N, k)];
+            } else {
+                weight_sum = static_cast<double>(e - s);
+            }
+            if (want_schur) {
+                // S = D_B - sum_a c_a c_a' / W_a, summed over pairs of rows of group a.
+                const double inv_w = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
+                for (i64 k1 = s; k1 < e; ++k1) {
+                    const i64 i1 = row_at<Permuted>(order_N, k1);
+                    const i64 b1 = codes_b_N[i1];
+                    const double w1 = Weighted ? w_N[i1] : 1.0;
+                    s_t[b1 * n_b + b1] += w1;
+                    const double w1s = w1 * inv_w;
+                    for (i64 k2 = s; k2 < e; ++k2) {
+                        const i64 i2 = row_at<Permuted>(order_N, k2);
+                        const double w2 = Weighted ? w_N[i2] : 1.0;
+                        s_t[codes_b_N[i2] * n_b + b1] -= w1s * w2;
+                    }
+                }
+            }
+            for (i64 j = 0; j < p; ++j) {
+                const double* x = X.data + j * n;
+                double total = 0.0;
+                for (i64 k = s; k < e; ++k) {
+                    const i64 i = row_at<Permuted>(order_N, k);
+                    if constexpr (Weighted) total += w_N[i] * x[i]; else total += x[i];
+                }
+                const double mean = weight_sum > 0.0 ? total / weight_sum : 0.0;
+                double* r_col = r_t + j * n_b;
+                for (i64 k = s; k < e; ++k) {
+                    const i64 i = row_at<Permuted>(order_N, k);
+                    const double wi = Weighted ? w_N[i] : 1.0;
+                    r_col[codes_b_N[i]] += wi * (x[i] - mean);
+                }
+            }
+        }
+    }
+    for (int t = 0; t < n_threads; ++t) {
+        const double* r_t = r_local.data() + static_cast<size_t>(t) * n_b * p;
+        for (i64 q = 0; q < n_b * p; ++q) r_B[q] += r_t[q];
+        if (want_schur) {
+            const double* s_t = s_local.data() + static_cast<size_t>(t) * n_b * n_b;
+            for (i64 q = 0; q < n_b * n_b; ++q) schur_BB[q] += s_t[q];
+        }
+    }
+}
+
+template <bool Permuted, bool Weighted>
+void pass2_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
+                const i64* codes_b_N, i64 n_b, const double* w_N, const double* gamma_B) {
+    const i64 n = X.rows, p = X.cols;
+#pragma omp parallel for schedule(static)
+    for (i64 g = 0; g < n_groups; ++g) {
+        const i64 s = starts_G[g], e = starts_G[g + 1];
+        double weight_sum = 0.0;
+        if constexpr (Weighted) {
+            for (i64 k = s; k < e; ++k) weight_sum += w_N[row_at<Permuted>(order_N, k)];
+        } else {
+            weight_sum = static_cast<double>(e - s);
+        }
+        const double inv_w = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
+        for (i64 j = 0; j < p; ++j) {
+            const double* x = X.data + j * n;
+            const double* gamma = gamma_B + j * n_b;
+            double* o = out.data + j * n;
+            double total = 0.0;
+            for (i64 k = s; k < e; ++k) {
+                const i64 i = row_at<Permuted>(order_N, k);
+                const double wi = Weighted ? w_N[i] : 1.0;
+                total += wi * (x[i] - gamma[codes_b_N[i]]);
+            }
+            const double alpha = total * inv_w;  // alpha_a = mean over a of (x - gamma_B)
+            for (i64 k = s; k < e; ++k) {
+                const i64 i = row_at<Permuted>(order_N, k);
+                o[i] = x[i] - alpha - gamma[codes_b_N[i]];
+            }
+        }
+    }
+}
+
+struct GroupArgs {
+    const i64* order_N;
+    const i64* starts_G;
+    i64 n_groups;
+    const double* w_N;
+    bool permuted;
+    bool weighted;
+};
+
+GroupArgs group_args(const MatF& X, const py::array_t<i64>& order, const py::array_t<i64>& starts,
+                     const py::array_t<double>& weights) {
+    GroupArgs a{};
+    const i64 n = X.rows;
+    a.permuted = vec_len(order) > 0;
+    a.order_N = a.permuted ? vec_view(order, n, "order") : nullptr;
+    const i64 n_starts = vec_len(starts);
+    if (n_starts < 1) throw std::invalid_argument("group_starts must hold n_groups + 1 entries");
+    a.starts_G = vec_view(starts, n_starts, "group_starts");
+    a.n_groups = n_starts - 1;
+    if (a.starts_G[a.n_groups] != n) throw std::invalid_argument("group_starts must end at n");
+    a.weighted = vec_len(weights) > 0;
+    a.w_N = a.weighted ? vec_view(weights, n, "weights") : nullptr;
+    return a;
+}
+
+// Dispatch a kernel template over (Permuted, Weighted).
+template <template <bool, bool> class K, typename... Args>
+void dispatch(const GroupArgs& a, Args&&... args) {
+    if (a.permuted) {
+        if (a.weighted) K<true, true>::run(args...); else K<true, false>::run(args...);
+    } else {
+        if (a.weighted) K<false, true>::run(args...); else K<false, false>::run(args...);
+    }
+}
+
+template <bool P, bool W> struct OnewayK {
+    template <typename... A> static void run(A... a) { oneway_impl<P, W>(a...); }
+};
+template <bool P, bool W> struct Pass1K {
+    template <typename... A> static void run(A... a) { pass1_impl<P, W>(a...); }
+};
+template <bool P, bool W> struct Pass2K {
+    template <typename... A> static void run(A... a) { pass2_impl<P, W>(a...); }
+};
+
+void oneway(py::array_t<double> X, py::array_t<double> out, py::array_t<i64> order,
+            py::array_t<i64> starts, py::array_t<double> weights) {
+    MatF x = mat_view(X, "X"), o = mat_view(out, "out");
+    if (x.rows != o.rows || x.cols != o.cols) throw std::invalid_argument("out must match X");
+    const GroupArgs a = group_args(x, order, starts, weights);
+    py::gil_scoped_release release;
+    dispatch<OnewayK>(a, x, o, a.order_N, a.starts_G, a.n_groups, a.w_N);
+}
+
+py::tuple twoway_pass1(py::array_t<double> X, py::array_t<i64> order, py::array_t<i64> starts,
+                       py::array_t<i64> codes_b, i64 n_b, py::array_t<double> weights,
+                       bool want_schur) {
+    MatF x = mat_view(X, "X");
+    const GroupArgs a = group_args(x, order, starts, weights);
+    const i64* cb = vec_view(codes_b, x.rows, "codes_b");
+    py::array_t<double> r({n_b, x.cols}, {sizeof(double), sizeof(double) * n_b});
+    const i64 s_dim = want_schur ? n_b : 0;
+    py::array_t<double> schur({s_dim, s_dim}, {sizeof(double), sizeof(double) * s_dim});
+    double* r_ptr = r.mutable_data();
+    double* s_ptr = schur.mutable_data();
+    std::fill(r_ptr, r_ptr + n_b * x.cols, 0.0);
+    std::fill(s_ptr, s_ptr + s_dim * s_dim, 0.0);
+    {
+        py::gil_scoped_release release;
+        dispatch<Pass1K>(a, x, a.order_N, a.starts_G, a.n_groups, cb, n_b, a.w_N, want_schur,
+                         r_ptr, s_ptr);
+    }
+    return py::make_tuple(r, schur);
+}
+
+void twoway_pass2(py::array_t<double> X, py::array_t<double> out, py::array_t<i64> order,
+                  py::array_t<i64> starts, py::array_t<i64> codes_b, py::array_t<double> gamma,
+                  py::array_t<double> weights) {
+    MatF x = mat_view(X, "X"), o = mat_view(out, "out");
+    if (x.rows != o.rows || x.cols != o.cols) throw std::invalid_argument("out must match X");
+    MatF gm = mat_view(gamma, "gamma");
+    if (gm.cols != x.cols) throw std::invalid_argument("gamma must have one column per column of X");
+    const GroupArgs a = group_args(x, order, starts, weights);
+    const i64* cb = vec_view(codes_b, x.rows, "codes_b");
+    py::gil_scoped_release release;
+    dispatch<Pass2K>(a, x, o, a.order_N, a.starts_G, a.n_groups, cb, gm.rows, a.w_N,
+                     static_cast<const double*>(gm.data));
+}
+
+}  // namespace
+
+void register_within(py::module_& m) {
+    m.def("within_oneway", &oneway, py::arg("X"), py::arg("out"), py::arg("order"),
+          py::arg("group_starts"), py::arg("weights"),
+          "out = X - weighted group means (may alias X). Empty order: rows sorted by group; "
+          "empty weights: unit weights.");
+    m.def("within_twoway_pass1", &twoway_pass1, py::arg("X"), py::arg("order"),
+          py::arg("group_starts"), py::arg("codes_b"), py::arg("n_b"), py::arg("weights"),
+          py::arg("want_schur"),
+          "Accumulate r = sum w (x - xbar_A) by level of B and the Schur matrix "
+          "S = D_B - C' D_A^{-1} C of the two-way normal equations.");
+    m.def("within_twoway_pass2", &twoway_pass2, py::arg("X"), py::arg("out"), py::arg("order"),
+          py::arg("group_starts"), py::arg("codes_b"), py::arg("gamma"), py::arg("weights"),
+          "out = X - alpha_A - gamma_B given the solved B effects gamma (n_b x p).");
+}
+
+}  // namespace fastpanel

@@ -1,0 +1,44 @@
+"""fastpanel: fast panel-data econometrics.
+
+The within (fixed-effects) transformation on C++/OpenMP, Numba and CUDA kernels, with a thin
+Python API that uses statsmodels' names. ``import fastpanel`` loads no JIT compiler: Numba
+compiles on first use of its backend and caches the result.
+"""
+
+from __future__ import annotations
+
+from fastpanel._backend import (
+    Backend,
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+    get_num_threads,
+    set_backend,
+    set_num_threads,
+    use_backend,
+)
+from fastpanel.factor import Factor, factorize
+from fastpanel.fixed_effects import FixedEffects
+from fastpanel.panel import PanelIndex
+from fastpanel.within import ConvergenceWarning, WithinInfo, within
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "ConvergenceWarning",
+    "Factor",
+    "FixedEffects",
+    "PanelIndex",
+    "WithinInfo",
+    "available_backends",
+    "factorize",
+    "get_backend",
+    "get_num_threads",
+    "set_backend",
+    "set_num_threads",
+    "use_backend",
+    "within",
+    "__version__",
+]

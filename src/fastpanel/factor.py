@@ -1,0 +1,151 @@
+"""Factorising identifiers of any dtype into dense integer codes, with group structure.
+
+A :class:`Factor` holds, for one grouping dimension (entity, period, any fixed effect), the
+dense codes ``0 .. n_levels-1`` of every observation, the original labels, the number of rows
+per level, and (computed on first use and cached) a counting-sort permutation that lists the
+rows of each level together (``order``, ``None`` when the rows are already sorted by level)
+with ``group_starts``. Kernels consume those arrays; nothing here runs per observation in
+Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Factor", "factorize"]
+
+# Integer ids whose range is at most this many times the number of rows are coded with a
+# bincount (O(n), no hashing); wider ranges go through pandas' hash factorisation.
+_DENSE_RANGE_FACTOR = 4
+
+
+@dataclass(eq=False)
+class Factor:
+    """Dense integer coding of one grouping variable.
+
+    Attributes
+    ----------
+    codes : ndarray of int64, shape (n,)
+        Level of each row, in ``0 .. n_levels - 1``; ``-1`` marks a missing id.
+    levels : ndarray
+        Original label of each level (``levels[codes[i]]`` is row i's id).
+    name : str
+        Name used in messages.
+    """
+
+    codes: np.ndarray
+    levels: np.ndarray
+    name: str = "ids"
+    _counts: np.ndarray | None = field(default=None, repr=False)
+    _order: np.ndarray | None = field(default=None, repr=False)
+    _starts: np.ndarray | None = field(default=None, repr=False)
+    _sorted: bool | None = field(default=None, repr=False)
+
+    @property
+    def n_levels(self) -> int:
+        """Number of distinct levels."""
+        return int(len(self.levels))
+
+    @property
+    def n_obs(self) -> int:
+        """Number of rows."""
+        return int(self.codes.shape[0])
+
+    @property
+    def has_missing(self) -> bool:
+        """Whether any row has a missing id (code -1)."""
+        return bool(self.n_obs) and bool((self.codes < 0).any())
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Rows per level (int64, length ``n_levels``)."""
+        if self._counts is None:
+            self._counts = np.bincount(self.codes, minlength=self.n_levels).astype(np.int64)
+        return self._counts
+
+    @property
+    def is_sorted(self) -> bool:
+        """Whether the rows of each level are contiguous and levels appear in code order."""
+        if self._sorted is None:
+            c = self.codes
+            self._sorted = bool(c.shape[0] < 2 or (c[1:] >= c[:-1]).all())
+        return self._sorted
+
+    @property
+    def group_starts(self) -> np.ndarray:
+        """``n_levels + 1`` offsets: level g occupies positions ``starts[g]:starts[g+1]`` of ``order``."""
+        if self._starts is None:
+            starts = np.zeros(self.n_levels + 1, dtype=np.int64)
+            np.cumsum(self.counts, out=starts[1:])
+            self._starts = starts
+        return self._starts
+
+    @property
+    def order(self) -> np.ndarray | None:
+        """Row permutation grouping rows by level (stable), or ``None`` if already sorted."""
+        if self.is_sorted:
+            return None
+        if self._order is None:
+            # Stable sort keeps rows of a level in their original (usually time) order.
+            self._order = np.argsort(self.codes, kind="stable").astype(np.int64, copy=False)
+        return self._order
+
+    @property
+    def singletons(self) -> np.ndarray:
+        """Boolean mask over rows: the row is the only one of its level."""
+        return self.counts[self.codes] == 1
+
+    def subset(self, keep: np.ndarray) -> "Factor":
+        """Return the factor restricted to rows ``keep`` (levels re-coded densely)."""
+        codes = self.codes[keep]
+        present = np.zeros(self.n_levels, dtype=bool)
+        present[codes] = True
+        remap = np.cumsum(present) - 1
+        return Factor(remap[codes].astype(np.int64), self.levels[present], self.name)
+
+
+def factorize(values: Any, name: str = "ids") -> Factor:
+    """Factorise identifiers into a :class:`Factor`.
+
+    Parameters
+    ----------
+    values : array-like, shape (n,)
+        Integer (any width, beyond 2**31 too), float, string, object or pandas categorical ids.
+        NaN, None and missing categories become code -1.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    Factor
+    """
+    if isinstance(values, Factor):
+        return values
+    import pandas as pd
+
+    if isinstance(values, (pd.Series, pd.Index)) and isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array
+        return Factor(np.asarray(cat.codes, dtype=np.int64), np.asarray(cat.categories), name)
+    if isinstance(values, pd.Categorical):
+        return Factor(np.asarray(values.codes, dtype=np.int64), np.asarray(values.categories), name)
+    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
+        values = values.to_numpy()
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+        arr = arr.astype(np.int64, copy=False) if arr.dtype != np.uint64 else arr
+        if arr.size == 0:
+            return Factor(np.empty(0, dtype=np.int64), arr[:0], name)
+        lo, hi = int(arr.min()), int(arr.max())
+        if hi - lo <= _DENSE_RANGE_FACTOR * arr.size + 1024:
+            shifted = (arr - lo).astype(np.int64, copy=False)
+            present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+            remap = np.cumsum(present, dtype=np.int64) - 1
+            levels = np.flatnonzero(present).astype(np.int64) + lo
+            return Factor(remap[shifted], levels, name)
+    codes, uniques = pd.factorize(arr, sort=True, use_na_sentinel=True)
+    return Factor(np.asarray(codes, dtype=np.int64), np.asarray(uniques), name)

@@ -1,0 +1,46 @@
+"""C++/OpenMP implementation of the within kernels (``fastpanel._core``).
+
+See ``csrc/within.cpp`` for the algorithm. Argument conventions shared by every backend:
+``X`` and ``out`` are Fortran-ordered float64 (n, p); ``order`` is the int64 permutation that
+groups rows by level, or an empty array when rows are already sorted; ``group_starts`` has
+n_groups + 1 int64 offsets; ``weights`` is float64 (n,) or empty for unit weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastpanel import _core
+
+__all__ = ["oneway", "twoway_pass1", "twoway_pass2"]
+
+
+def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> None:
+    """Write ``X`` minus weighted group means into ``out`` (``out`` may be ``X``)."""
+    _core.within_oneway(X, out, order, group_starts, weights)
+
+
+def twoway_pass1(
+    X: np.ndarray,
+    order: np.ndarray,
+    group_starts: np.ndarray,
+    codes_b: np.ndarray,
+    n_b: int,
+    weights: np.ndarray,
+    want_schur: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``r`` (n_b, p) and the Schur matrix (n_b, n_b; empty unless ``want_schur``)."""
+    return _core.within_twoway_pass1(X, order, group_starts, codes_b, int(n_b), weights, bool(want_schur))
+
+
+def twoway_pass2(
+    X: np.ndarray,
+    out: np.ndarray,
+    order: np.ndarray,
+    group_starts: np.ndarray,
+    codes_b: np.ndarray,
+    gamma: np.ndarray,
+    weights: np.ndarray,
+) -> None:
+    """Write ``X - alpha_A - gamma_B`` into ``out`` given the B effects ``gamma`` (n_b, p)."""
+    _core.within_twoway_pass2(X, out, order, group_starts, codes_b, gamma, weights)

@@ -1,0 +1,261 @@
+"""The within (fixed-effects) transformation: public entry point and algorithm selection.
+
+``within(X, ids)`` returns X minus its least-squares projection on the fixed effects given by
+``ids``:
+
+* one way: exact removal of (weighted) group means, one read of X and one write;
+* two ways: exact solution of the normal equations. The dimension with more levels (A) is
+  eliminated in closed form, the other (B) is solved through its n_B x n_B Schur complement
+  (two reads of X, no iteration). When both balanced and unweighted, the Schur system has
+  the closed-form solution gamma = r / n_A. When both dimensions are large
+  (``n_B > DIRECT_MAX_LEVELS``), accelerated alternating projections are used instead;
+* three or more ways: alternating projections (one-way sweeps) accelerated with the
+  Irons-Tuck (1969) extrapolation, as in fixest, until the largest change of any column,
+  relative to that column's scale, is below ``tol``.
+
+The kernels themselves live in ``fastpanel.kernels.within_<backend>``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from fastpanel._backend import Backend, kernel_module, resolve_backend
+from fastpanel._validation import as_float_matrix, as_weights, nonfinite_rows
+from fastpanel.factor import Factor
+from fastpanel.fixed_effects import FixedEffects
+
+__all__ = ["ConvergenceWarning", "WithinInfo", "within", "DIRECT_MAX_LEVELS"]
+
+#: Largest level count of the smaller dimension for which the two-way transform solves the
+#: Schur system directly (an n_B x n_B dense matrix per thread).
+DIRECT_MAX_LEVELS = 2000
+
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+_EMPTY_F64 = np.empty(0, dtype=np.float64)
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative method stopped at its iteration limit before reaching its tolerance."""
+
+
+@dataclass(frozen=True)
+class WithinInfo:
+    """How a within transformation was computed.
+
+    Attributes
+    ----------
+    method : str
+        ``"oneway"``, ``"twoway-balanced"``, ``"twoway-direct"`` or ``"alternating-projections"``.
+    backend : str
+        Backend that ran the kernels.
+    n_dropped : int
+        Rows excluded because of NaN/inf (only with ``drop_missing=True``).
+    iterations : int
+        Sweeps of alternating projections (0 for exact methods).
+    converged : bool
+        False only when an iterative method stopped at ``maxiter``.
+    max_change : float
+        Final relative change of the iteration (0 for exact methods).
+    """
+
+    method: str
+    backend: str
+    n_dropped: int = 0
+    iterations: int = 0
+    converged: bool = True
+    max_change: float = 0.0
+
+
+def _order_arg(f: Factor) -> np.ndarray:
+    order = f.order
+    return _EMPTY_I64 if order is None else order
+
+
+def _solve_psd(schur: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Minimum-norm solution of the consistent, singular PSD system S gamma = r.
+
+    S has one zero eigenvalue per connected component of the bipartite A-B graph; any
+    solution gives the same residual, so the pseudo-inverse on the numerically non-zero
+    eigenvalues is exact up to rounding.
+    """
+    evals, evecs = np.linalg.eigh(0.5 * (schur + schur.T))
+    cutoff = max(evals[-1], 0.0) * schur.shape[0] * 1e-13
+    inv = np.where(evals > cutoff, 1.0 / np.where(evals > cutoff, evals, 1.0), 0.0)
+    return np.asfortranarray(evecs @ (inv[:, None] * (evecs.T @ rhs)))
+
+
+def _twoway_direct(
+    X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType
+) -> tuple[np.ndarray, str]:
+    a, b = sorted(fe.factors, key=lambda f: f.n_levels, reverse=True)
+    w_arg = _EMPTY_F64 if w is None else w
+    balanced = w is None and fe.is_balanced_pair()
+    r, schur = kern.twoway_pass1(X, _order_arg(a), a.group_starts, b.codes, b.n_levels, w_arg, not balanced)
+    # Balanced, unweighted: S = n_A (I - 11'/n_B) and r sums to zero, so gamma = r / n_A.
+    gamma = np.asfortranarray(r / a.n_levels) if balanced else _solve_psd(schur, r)
+    out = np.empty_like(X, order="F")
+    kern.twoway_pass2(X, out, _order_arg(a), a.group_starts, b.codes, gamma, w_arg)
+    return out, "twoway-balanced" if balanced else "twoway-direct"
+
+
+def _sweep(src: np.ndarray, dst: np.ndarray, fe: FixedEffects, w_arg: np.ndarray, kern: ModuleType) -> np.ndarray:
+    for f in fe.factors:
+        kern.oneway(src, dst, _order_arg(f), f.group_starts, w_arg)
+        src = dst
+    return dst
+
+
+def _alternating_projections(
+    X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, tol: float, maxiter: int
+) -> tuple[np.ndarray, int, bool, float]:
+    """Irons-Tuck accelerated alternating projections (data space).
+
+    Every iterate differs from X by an element of the span of the fixed effects, and so does
+    any affine combination of iterates: the extrapolated point stays in the right affine set,
+    whose unique fixed point under the sweep is the within transform.
+    """
+    w_arg = _EMPTY_F64 if w is None else w
+    scale = np.abs(X).max(axis=0)
+    scale[scale == 0] = 1.0
+    x = np.array(X, order="F", copy=True)
+    gx = np.empty_like(x)
+    ggx = np.empty_like(x)
+    change = np.inf
+    for it in range(1, maxiter + 1):
+        _sweep(x, gx, fe, w_arg, kern)
+        _sweep(gx, ggx, fe, w_arg, kern)
+        delta_g = ggx - gx
+        change = float((np.abs(delta_g).max(axis=0) / scale).max())
+        if change <= tol:
+            return ggx, 2 * it, True, change
+        delta2 = delta_g - gx + x
+        ssq = np.einsum("ij,ij->j", delta2, delta2)
+        vprod = np.einsum("ij,ij->j", delta_g, delta2)
+        coef = np.divide(vprod, ssq, out=np.zeros_like(ssq), where=ssq > 0)
+        np.subtract(ggx, coef * delta_g, out=x)
+    return ggx, 2 * maxiter, False, change
+
+
+def within(
+    X: Any,
+    ids: Any,
+    *,
+    weights: Any = None,
+    backend: Backend | None = None,
+    tol: float = 1e-10,
+    maxiter: int = 10_000,
+    drop_missing: bool = False,
+    return_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, WithinInfo]:
+    """Within-transform X: remove its projection on one or more sets of fixed effects.
+
+    Parameters
+    ----------
+    X : array-like, shape (n,) or (n, p)
+        Numeric data; several columns are transformed at once. float32 and integer input is
+        upcast to float64. X is never modified.
+    ids : array-like or sequence of array-like or FixedEffects
+        One id array (one-way), a sequence of id arrays / a 2-D array / a DataFrame
+        (multi-way), or a prepared :class:`fastpanel.FixedEffects` (reused structure).
+    weights : array-like, shape (n,), optional
+        Non-negative observation weights (weighted least-squares projection).
+    backend : {"auto", "cpp", "numba", "cuda"}, optional
+        Kernel implementation; default: the process default (see :func:`fastpanel.set_backend`).
+    tol : float, default 1e-10
+        Convergence tolerance of the iterative (three-or-more-way) path: the largest change of
+        any column between sweeps, relative to that column's largest absolute value.
+    maxiter : int, default 10000
+        Iteration limit of the iterative path; reaching it issues a :class:`ConvergenceWarning`
+        that names the tolerance achieved.
+    drop_missing : bool, default False
+        When True, rows with NaN/inf in X or weights, or a missing id, are excluded from the
+        computation; their output rows are NaN and their count is ``info.n_dropped``. When
+        False such rows raise ``ValueError``.
+    return_info : bool, default False
+        Also return a :class:`WithinInfo` describing the method, backend and iterations.
+
+    Returns
+    -------
+    ndarray
+        The transformed data, with the shape of X (Fortran order when 2-D).
+    WithinInfo
+        Only with ``return_info=True``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastpanel
+    >>> x = np.array([1.0, 3.0, 10.0, 14.0])
+    >>> fastpanel.within(x, [0, 0, 1, 1])
+    array([-1.,  1., -2.,  2.])
+    """
+    Xf, was_1d = as_float_matrix(X, "X")
+    n = Xf.shape[0]
+    fe = FixedEffects(ids)
+    if fe.n_obs != n:
+        raise ValueError(f"ids have {fe.n_obs} rows but X has {n}; pass one id per row of X")
+    w = as_weights(weights, n)
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise ValueError(f"tol={tol!r} must be a positive number")
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        raise ValueError(f"maxiter={maxiter!r} must be a positive integer")
+    name = resolve_backend(backend)
+    kern = kernel_module(name, "within")
+
+    bad = nonfinite_rows(Xf) | fe.missing_rows
+    if w is not None:
+        bad |= ~np.isfinite(w)
+    n_bad = int(bad.sum())
+    keep = None
+    if n_bad:
+        if not drop_missing:
+            parts = []
+            if nonfinite_rows(Xf).any():
+                parts.append(f"X: {int(nonfinite_rows(Xf).sum())} rows with NaN/inf")
+            if fe.missing_rows.any():
+                parts.append(f"ids: {int(fe.missing_rows.sum())} missing")
+            if w is not None and not np.isfinite(w).all():
+                parts.append(f"weights: {int((~np.isfinite(w)).sum())} NaN/inf")
+            raise ValueError(
+                f"{n_bad} rows have missing values ({'; '.join(parts)}); pass drop_missing=True "
+                "to exclude them (their output is NaN and they are counted in info.n_dropped)"
+            )
+        if n_bad == n:
+            raise ValueError("every row has a missing value in X, ids or weights: nothing to transform")
+        keep = ~bad
+        Xf = np.asfortranarray(Xf[keep])
+        fe = fe.subset(keep)
+        w = w[keep] if w is not None else None
+
+    iterations, converged, change = 0, True, 0.0
+    if fe.n_ways == 1:
+        f = fe.factors[0]
+        out = np.empty_like(Xf, order="F")
+        kern.oneway(Xf, out, _order_arg(f), f.group_starts, _EMPTY_F64 if w is None else w)
+        method = "oneway"
+    elif fe.n_ways == 2 and min(f.n_levels for f in fe.factors) <= DIRECT_MAX_LEVELS:
+        out, method = _twoway_direct(Xf, fe, w, kern)
+    else:
+        out, iterations, converged, change = _alternating_projections(Xf, fe, w, kern, tol, maxiter)
+        method = "alternating-projections"
+        if not converged:
+            warnings.warn(
+                f"within: alternating projections stopped at maxiter={maxiter} sweeps pairs with "
+                f"relative change {change:.3g} > tol={tol:g}; increase maxiter or loosen tol",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+
+    if keep is not None:
+        full = np.full((n, out.shape[1]), np.nan, order="F")
+        full[keep] = out
+        out = full
+    result = out[:, 0] if was_1d else out
+    if return_info:
+        return result, WithinInfo(method, name, n_bad if keep is not None else 0, iterations, converged, change)
+    return result
