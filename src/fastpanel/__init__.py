@@ -24,6 +24,34 @@ from fastpanel.within import ConvergenceWarning, WithinInfo, within
 
 __version__ = "0.1.0"
 
+# Estimators and tools that pull in heavy dependencies (formulaic, pandas, numba) load on first
+# attribute access, which keeps `import fastpanel` fast.
+_LAZY = {
+    "feols": "fastpanel.ols",
+    "PanelOLS": "fastpanel.ols",
+    "etable": "fastpanel.ols",
+    "threshold": "fastpanel.threshold",
+    "ThresholdPanel": "fastpanel.threshold",
+    "ThresholdResults": "fastpanel.threshold",
+    "datasets": "fastpanel.datasets",
+}
+
+
+def __getattr__(name: str) -> object:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'fastpanel' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(module_name)
+    value = module if name == "datasets" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(_LAZY))
+
 __all__ = [
     "Backend",
     "BackendUnavailableError",
@@ -41,4 +69,5 @@ __all__ = [
     "use_backend",
     "within",
     "__version__",
+    *_LAZY,
 ]
