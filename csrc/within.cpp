@@ -19,6 +19,7 @@
 // Naming conventions: see common.hpp (_N observation arrays, _G group arrays, order_N,
 // group_starts_G, column-major matrices). w_N empty means unit weights; order_N empty means the
 // rows are already sorted by group.
+#include <cmath>
 #include <vector>
 
 #include "common.hpp"
@@ -33,9 +34,10 @@ inline i64 row_at(const i64* order_N, i64 pos) {
 
 template <bool Permuted, bool Weighted>
 void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
-                 const double* w_N) {
+                 const double* w_N, i64* n_nonfinite) {
     const i64 n = X.rows, p = X.cols;
-#pragma omp parallel for schedule(static)
+    i64 bad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad)
     for (i64 g = 0; g < n_groups; ++g) {
         const i64 s = starts_G[g], e = starts_G[g + 1];
         double weight_sum = 0.0;
@@ -52,6 +54,9 @@ void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G
                 const i64 i = row_at<Permuted>(order_N, k);
                 if constexpr (Weighted) total += w_N[i] * x[i]; else total += x[i];
             }
+            // NaN/inf anywhere in the group makes its total non-finite: counting those groups
+            // replaces a separate validation pass over X (the caller locates the rows if any).
+            bad += !std::isfinite(total);
             const double mean = weight_sum > 0.0 ? total / weight_sum : 0.0;
             for (i64 k = s; k < e; ++k) {
                 const i64 i = row_at<Permuted>(order_N, k);
@@ -59,6 +64,7 @@ void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G
             }
         }
     }
+    *n_nonfinite = bad;
 }
 
 template <bool Permuted, bool Weighted>
@@ -75,6 +81,8 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
         const int t = omp_get_thread_num();
         double* r_t = r_local.data() + static_cast<size_t>(t) * n_b * p;
         double* s_t = want_schur ? s_local.data() + static_cast<size_t>(t) * n_b * n_b : nullptr;
+        std::vector<i64> b_buf;
+        std::vector<double> w_buf;
 #pragma omp for schedule(static)
         for (i64 g = 0; g < n_groups; ++g) {
             const i64 s = starts_G[g], e = starts_G[g + 1];
@@ -85,18 +93,27 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
                 weight_sum = static_cast<double>(e - s);
             }
             if (want_schur) {
-                // S = D_B - sum_a c_a c_a' / W_a, summed over pairs of rows of group a.
+                // S = D_B - sum_a c_a c_a' / W_a, summed over pairs of rows of group a. The
+                // upper triangle (b1 <= b2) is accumulated and mirrored after the reduction.
                 const double inv_w = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
-                for (i64 k1 = s; k1 < e; ++k1) {
-                    const i64 i1 = row_at<Permuted>(order_N, k1);
-                    const i64 b1 = codes_b_N[i1];
-                    const double w1 = Weighted ? w_N[i1] : 1.0;
-                    s_t[b1 * n_b + b1] += w1;
-                    const double w1s = w1 * inv_w;
-                    for (i64 k2 = s; k2 < e; ++k2) {
-                        const i64 i2 = row_at<Permuted>(order_N, k2);
-                        const double w2 = Weighted ? w_N[i2] : 1.0;
-                        s_t[codes_b_N[i2] * n_b + b1] -= w1s * w2;
+                const i64 k_a = e - s;
+                if (static_cast<i64>(b_buf.size()) < k_a) { b_buf.resize(k_a); w_buf.resize(k_a); }
+                for (i64 k = 0; k < k_a; ++k) {
+                    const i64 i = row_at<Permuted>(order_N, s + k);
+                    b_buf[k] = codes_b_N[i];
+                    w_buf[k] = Weighted ? w_N[i] : 1.0;
+                    s_t[b_buf[k] * n_b + b_buf[k]] += w_buf[k];
+                }
+                for (i64 k1 = 0; k1 < k_a; ++k1) {
+                    const i64 b1 = b_buf[k1];
+                    const double w1s = w_buf[k1] * inv_w;
+                    s_t[b1 * n_b + b1] -= w1s * w_buf[k1];
+                    for (i64 k2 = k1 + 1; k2 < k_a; ++k2) {
+                        const i64 b2 = b_buf[k2];
+                        const i64 lo = b1 < b2 ? b1 : b2, hi = b1 < b2 ? b2 : b1;
+                        // (b1,b2) and (b2,b1) both receive w1 w2 / W: add twice to one triangle
+                        // unless it is a diagonal cell (repeated B level within the group).
+                        s_t[hi * n_b + lo] -= (lo == hi ? 2.0 : 1.0) * w1s * w_buf[k2];
                     }
                 }
             }
@@ -124,6 +141,10 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
             const double* s_t = s_local.data() + static_cast<size_t>(t) * n_b * n_b;
             for (i64 q = 0; q < n_b * n_b; ++q) schur_BB[q] += s_t[q];
         }
+    }
+    if (want_schur) {  // fill the lower triangle from the upper one (column-major storage)
+        for (i64 c = 0; c < n_b; ++c)
+            for (i64 r = c + 1; r < n_b; ++r) schur_BB[c * n_b + r] = schur_BB[r * n_b + c];
     }
 }
 
@@ -205,13 +226,15 @@ template <bool P, bool W> struct Pass2K {
     template <typename... A> static void run(A... a) { pass2_impl<P, W>(a...); }
 };
 
-void oneway(py::array_t<double> X, py::array_t<double> out, py::array_t<i64> order,
-            py::array_t<i64> starts, py::array_t<double> weights) {
+i64 oneway(py::array_t<double> X, py::array_t<double> out, py::array_t<i64> order,
+           py::array_t<i64> starts, py::array_t<double> weights) {
     MatF x = mat_view(X, "X"), o = mat_view(out, "out");
     if (x.rows != o.rows || x.cols != o.cols) throw std::invalid_argument("out must match X");
     const GroupArgs a = group_args(x, order, starts, weights);
+    i64 n_nonfinite = 0;
     py::gil_scoped_release release;
-    dispatch<OnewayK>(a, x, o, a.order_N, a.starts_G, a.n_groups, a.w_N);
+    dispatch<OnewayK>(a, x, o, a.order_N, a.starts_G, a.n_groups, a.w_N, &n_nonfinite);
+    return n_nonfinite;
 }
 
 py::tuple twoway_pass1(py::array_t<double> X, py::array_t<i64> order, py::array_t<i64> starts,
@@ -255,7 +278,8 @@ void register_within(py::module_& m) {
     m.def("within_oneway", &oneway, py::arg("X"), py::arg("out"), py::arg("order"),
           py::arg("group_starts"), py::arg("weights"),
           "out = X - weighted group means (may alias X). Empty order: rows sorted by group; "
-          "empty weights: unit weights.");
+          "empty weights: unit weights. Returns the number of (group, column) totals that are "
+          "not finite (0 when X holds no NaN/inf).");
     m.def("within_twoway_pass1", &twoway_pass1, py::arg("X"), py::arg("order"),
           py::arg("group_starts"), py::arg("codes_b"), py::arg("n_b"), py::arg("weights"),
           py::arg("want_schur"),

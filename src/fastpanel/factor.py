@@ -43,6 +43,7 @@ class Factor:
     _order: np.ndarray | None = field(default=None, repr=False)
     _starts: np.ndarray | None = field(default=None, repr=False)
     _sorted: bool | None = field(default=None, repr=False)
+    _missing: bool | None = field(default=None, repr=False)
 
     @property
     def n_levels(self) -> int:
@@ -57,7 +58,9 @@ class Factor:
     @property
     def has_missing(self) -> bool:
         """Whether any row has a missing id (code -1)."""
-        return bool(self.n_obs) and bool((self.codes < 0).any())
+        if self._missing is None:
+            self._missing = bool(self.n_obs) and bool((self.codes < 0).any())
+        return self._missing
 
     @property
     def counts(self) -> np.ndarray:
@@ -142,10 +145,15 @@ def factorize(values: Any, name: str = "ids") -> Factor:
             return Factor(np.empty(0, dtype=np.int64), arr[:0], name)
         lo, hi = int(arr.min()), int(arr.max())
         if hi - lo <= _DENSE_RANGE_FACTOR * arr.size + 1024:
-            shifted = (arr - lo).astype(np.int64, copy=False)
-            present = np.bincount(shifted, minlength=hi - lo + 1) > 0
-            remap = np.cumsum(present, dtype=np.int64) - 1
+            shifted = arr if lo == 0 else arr - lo
+            counts = np.bincount(shifted, minlength=hi - lo + 1)
+            present = counts > 0
             levels = np.flatnonzero(present).astype(np.int64) + lo
-            return Factor(remap[shifted], levels, name)
+            if present.all():  # already dense codes 0..L-1 (shifted): used as they are, read-only
+                codes = shifted.view()
+                codes.flags.writeable = False
+                return Factor(codes, levels, name, _counts=counts.astype(np.int64), _missing=False)
+            remap = np.cumsum(present, dtype=np.int64) - 1
+            return Factor(remap[shifted], levels, name, _missing=False)
     codes, uniques = pd.factorize(arr, sort=True, use_na_sentinel=True)
     return Factor(np.asarray(codes, dtype=np.int64), np.asarray(uniques), name)

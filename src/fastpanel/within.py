@@ -92,11 +92,13 @@ def _solve_psd(schur: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 def _twoway_direct(
     X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType
-) -> tuple[np.ndarray, str]:
+) -> tuple[np.ndarray, str | None]:
     a, b = sorted(fe.factors, key=lambda f: f.n_levels, reverse=True)
     w_arg = _EMPTY_F64 if w is None else w
     balanced = w is None and fe.is_balanced_pair()
     r, schur = kern.twoway_pass1(X, _order_arg(a), a.group_starts, b.codes, b.n_levels, w_arg, not balanced)
+    if not np.isfinite(r).all():  # NaN/inf in X reach r through its group's mean
+        return X, None
     # Balanced, unweighted: S = n_A (I - 11'/n_B) and r sums to zero, so gamma = r / n_A.
     gamma = np.asfortranarray(r / a.n_levels) if balanced else _solve_psd(schur, r)
     out = np.empty_like(X, order="F")
@@ -207,55 +209,82 @@ def within(
     name = resolve_backend(backend)
     kern = kernel_module(name, "within")
 
-    bad = nonfinite_rows(Xf) | fe.missing_rows
-    if w is not None:
-        bad |= ~np.isfinite(w)
-    n_bad = int(bad.sum())
+    bad_ids = fe.missing_rows if any(f.has_missing for f in fe.factors) else None
+    bad_w = ~np.isfinite(w) if w is not None and not np.isfinite(w).all() else None
     keep = None
-    if n_bad:
-        if not drop_missing:
-            parts = []
-            if nonfinite_rows(Xf).any():
-                parts.append(f"X: {int(nonfinite_rows(Xf).sum())} rows with NaN/inf")
-            if fe.missing_rows.any():
-                parts.append(f"ids: {int(fe.missing_rows.sum())} missing")
-            if w is not None and not np.isfinite(w).all():
-                parts.append(f"weights: {int((~np.isfinite(w)).sum())} NaN/inf")
-            raise ValueError(
-                f"{n_bad} rows have missing values ({'; '.join(parts)}); pass drop_missing=True "
-                "to exclude them (their output is NaN and they are counted in info.n_dropped)"
-            )
-        if n_bad == n:
-            raise ValueError("every row has a missing value in X, ids or weights: nothing to transform")
-        keep = ~bad
-        Xf = np.asfortranarray(Xf[keep])
-        fe = fe.subset(keep)
-        w = w[keep] if w is not None else None
+    if bad_ids is None and bad_w is None:
+        # Optimistic path: the kernels report non-finite group totals, which replaces a
+        # separate validation pass over X; the rows are located only when something is wrong.
+        out, method, iterations, converged, change = _transform(Xf, fe, w, kern, tol, maxiter)
+        if method is not None:
+            return _finish(out, was_1d, return_info, WithinInfo(method, name, 0, iterations, converged, change), maxiter, tol)
+    bad_x = nonfinite_rows(Xf)
+    bad = bad_x.copy()
+    for extra in (bad_ids, bad_w):
+        if extra is not None:
+            bad |= extra
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        raise FloatingPointError(
+            "within: X is finite but its group sums overflow to inf; rescale X (e.g. divide by a power of 10)"
+        )
+    if not drop_missing:
+        parts = []
+        if bad_x.any():
+            parts.append(f"X: {int(bad_x.sum())} rows with NaN/inf (first at row {int(np.flatnonzero(bad_x)[0])})")
+        if bad_ids is not None:
+            parts.append(f"ids: {int(bad_ids.sum())} missing")
+        if bad_w is not None:
+            parts.append(f"weights: {int(bad_w.sum())} NaN/inf")
+        raise ValueError(
+            f"{n_bad} rows have missing values ({'; '.join(parts)}); pass drop_missing=True "
+            "to exclude them (their output is NaN and they are counted in info.n_dropped)"
+        )
+    if n_bad == n:
+        raise ValueError("every row has a missing value in X, ids or weights: nothing to transform")
+    keep = ~bad
+    out, method, iterations, converged, change = _transform(
+        np.asfortranarray(Xf[keep]), fe.subset(keep), w[keep] if w is not None else None, kern, tol, maxiter
+    )
+    assert method is not None, "rows with NaN/inf were removed"
+    full = np.full((n, out.shape[1]), np.nan, order="F")
+    full[keep] = out
+    return _finish(full, was_1d, return_info, WithinInfo(method, name, n_bad, iterations, converged, change), maxiter, tol)
 
+
+def _transform(
+    X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, tol: float, maxiter: int
+) -> tuple[np.ndarray, str | None, int, bool, float]:
+    """Run the method that fits the fixed-effect structure; method None means X was not finite."""
     iterations, converged, change = 0, True, 0.0
+    w_arg = _EMPTY_F64 if w is None else w
     if fe.n_ways == 1:
         f = fe.factors[0]
-        out = np.empty_like(Xf, order="F")
-        kern.oneway(Xf, out, _order_arg(f), f.group_starts, _EMPTY_F64 if w is None else w)
-        method = "oneway"
-    elif fe.n_ways == 2 and min(f.n_levels for f in fe.factors) <= DIRECT_MAX_LEVELS:
-        out, method = _twoway_direct(Xf, fe, w, kern)
-    else:
-        out, iterations, converged, change = _alternating_projections(Xf, fe, w, kern, tol, maxiter)
-        method = "alternating-projections"
-        if not converged:
-            warnings.warn(
-                f"within: alternating projections stopped at maxiter={maxiter} sweeps pairs with "
-                f"relative change {change:.3g} > tol={tol:g}; increase maxiter or loosen tol",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        out = np.empty_like(X, order="F")
+        if kern.oneway(X, out, _order_arg(f), f.group_starts, w_arg):
+            return out, None, 0, True, 0.0
+        return out, "oneway", 0, True, 0.0
+    if fe.n_ways == 2 and min(f.n_levels for f in fe.factors) <= DIRECT_MAX_LEVELS:
+        out, method = _twoway_direct(X, fe, w, kern)
+        return out, method, 0, True, 0.0
+    first = fe.factors[0]
+    probe = np.empty_like(X, order="F")
+    if kern.oneway(X, probe, _order_arg(first), first.group_starts, w_arg):
+        return probe, None, 0, True, 0.0
+    del probe
+    out, iterations, converged, change = _alternating_projections(X, fe, w, kern, tol, maxiter)
+    return out, "alternating-projections", iterations, converged, change
 
-    if keep is not None:
-        full = np.full((n, out.shape[1]), np.nan, order="F")
-        full[keep] = out
-        out = full
+
+def _finish(
+    out: np.ndarray, was_1d: bool, return_info: bool, info: WithinInfo, maxiter: int, tol: float
+) -> np.ndarray | tuple[np.ndarray, WithinInfo]:
+    if not info.converged:
+        warnings.warn(
+            f"within: alternating projections stopped at maxiter={maxiter} with relative change "
+            f"{info.max_change:.3g} > tol={tol:g}; increase maxiter or loosen tol",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     result = out[:, 0] if was_1d else out
-    if return_info:
-        return result, WithinInfo(method, name, n_bad if keep is not None else 0, iterations, converged, change)
-    return result
+    return (result, info) if return_info else result

@@ -15,9 +15,12 @@ from fastpanel import _core
 __all__ = ["oneway", "twoway_pass1", "twoway_pass2"]
 
 
-def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> None:
-    """Write ``X`` minus weighted group means into ``out`` (``out`` may be ``X``)."""
-    _core.within_oneway(X, out, order, group_starts, weights)
+def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> int:
+    """Write ``X`` minus weighted group means into ``out`` (``out`` may be ``X``).
+
+    Returns the number of (group, column) totals that are not finite (0 unless X has NaN/inf).
+    """
+    return _core.within_oneway(X, out, order, group_starts, weights)
 
 
 def twoway_pass1(

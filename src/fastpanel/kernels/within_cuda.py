@@ -14,6 +14,8 @@ Naming: ``X``/``out`` (n, p) Fortran-ordered float64; ``order`` int64 (n,) or em
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import cuda
 
@@ -38,7 +40,7 @@ def _group_weight(order, w, s, e, permuted, weighted):  # pragma: no cover
 
 
 @cuda.jit
-def _oneway_kernel(X, out, order, starts, w, permuted, weighted):  # pragma: no cover
+def _oneway_kernel(X, out, order, starts, w, permuted, weighted, n_bad):  # pragma: no cover
     g = cuda.grid(1)
     if g >= starts.shape[0] - 1:
         return
@@ -50,6 +52,8 @@ def _oneway_kernel(X, out, order, starts, w, permuted, weighted):  # pragma: no 
         for k in range(s, e):
             i = _row(order, k, permuted)
             total += (w[i] * X[i, j]) if weighted else X[i, j]
+        if not math.isfinite(total):
+            cuda.atomic.add(n_bad, 0, 1)
         mean = total / wsum if wsum > 0.0 else 0.0
         for k in range(s, e):
             i = _row(order, k, permuted)
@@ -118,16 +122,21 @@ def _blocks(n_groups: int) -> int:
     return max(1, (n_groups + _THREADS - 1) // _THREADS)
 
 
-def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> None:
-    """Write ``X`` minus weighted group means into ``out`` (``out`` may be ``X``)."""
+def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> int:
+    """Write ``X`` minus weighted group means into ``out`` (``out`` may be ``X``).
+
+    Returns the number of (group, column) totals that are not finite (0 unless X has NaN/inf).
+    """
     d_x = cuda.to_device(X)
     d_out = d_x if out is X else cuda.device_array_like(out)
     n_groups = group_starts.shape[0] - 1
+    d_bad = cuda.to_device(np.zeros(1, dtype=np.int64))
     _oneway_kernel[_blocks(n_groups), _THREADS](
         d_x, d_out, _device(order, np.int64), cuda.to_device(group_starts), _device(weights, np.float64),
-        order.shape[0] > 0, weights.shape[0] > 0,
+        order.shape[0] > 0, weights.shape[0] > 0, d_bad,
     )
     d_out.copy_to_host(out)
+    return int(d_bad.copy_to_host()[0])
 
 
 def twoway_pass1(

@@ -37,6 +37,7 @@ def _group_weight(order, w, s, e, permuted, weighted):
 @njit(parallel=True, cache=True)
 def _oneway(X, out, order, starts, w, permuted, weighted):  # pragma: no cover - compiled
     p = X.shape[1]
+    bad = 0
     for g in prange(starts.shape[0] - 1):
         s, e = starts[g], starts[g + 1]
         wsum = _group_weight(order, w, s, e, permuted, weighted)
@@ -45,10 +46,13 @@ def _oneway(X, out, order, starts, w, permuted, weighted):  # pragma: no cover -
             for k in range(s, e):
                 i = _row(order, k, permuted)
                 total += (w[i] * X[i, j]) if weighted else X[i, j]
+            if not np.isfinite(total):
+                bad += 1
             mean = total / wsum if wsum > 0.0 else 0.0
             for k in range(s, e):
                 i = _row(order, k, permuted)
                 out[i, j] = X[i, j] - mean
+    return bad
 
 
 @njit(parallel=True, cache=True)
@@ -110,9 +114,12 @@ def _pass2(X, out, order, starts, codes_b, gamma, w, permuted, weighted):  # pra
                 out[i, j] = X[i, j] - alpha - gamma[codes_b[i], j]
 
 
-def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> None:
-    """Write ``X`` minus weighted group means into ``out`` (``out`` may be ``X``)."""
-    _oneway(X, out, order, group_starts, weights, order.shape[0] > 0, weights.shape[0] > 0)
+def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> int:
+    """Write ``X`` minus weighted group means into ``out`` (``out`` may be ``X``).
+
+    Returns the number of (group, column) totals that are not finite (0 unless X has NaN/inf).
+    """
+    return _oneway(X, out, order, group_starts, weights, order.shape[0] > 0, weights.shape[0] > 0)
 
 
 def twoway_pass1(
