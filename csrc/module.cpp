@@ -2,6 +2,7 @@
 #include "common.hpp"
 
 namespace fastpanel {
+void register_factor(py::module_& m);
 void register_within(py::module_& m);
 }
 
@@ -14,5 +15,6 @@ PYBIND11_MODULE(_core, m) {
 #else
     m.attr("has_openmp") = false;
 #endif
+    fastpanel::register_factor(m);
     fastpanel::register_within(m);
 }

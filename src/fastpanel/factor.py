@@ -92,8 +92,7 @@ class Factor:
         if self.is_sorted:
             return None
         if self._order is None:
-            # Stable sort keeps rows of a level in their original (usually time) order.
-            self._order = np.argsort(self.codes, kind="stable").astype(np.int64, copy=False)
+            self._order = _group_order(self.codes, self.group_starts)
         return self._order
 
     @property
@@ -108,6 +107,15 @@ class Factor:
         present[codes] = True
         remap = np.cumsum(present) - 1
         return Factor(remap[codes].astype(np.int64), self.levels[present], self.name)
+
+
+def _group_order(codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Stable permutation grouping rows by code (rows of a level keep their input order)."""
+    try:
+        from fastpanel import _core
+    except ImportError:  # pure-Python install: same permutation through NumPy's stable sort
+        return np.argsort(codes, kind="stable").astype(np.int64, copy=False)
+    return _core.group_order(np.ascontiguousarray(codes, dtype=np.int64), starts)
 
 
 def factorize(values: Any, name: str = "ids") -> Factor:
