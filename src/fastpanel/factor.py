@@ -125,7 +125,7 @@ def factorize(values: Any, name: str = "ids") -> Factor:
     ----------
     values : array-like, shape (n,)
         Integer (any width, beyond 2**31 too), float, string, object or pandas categorical ids.
-        NaN, None and missing categories become code -1.
+        NaN, inf, None and missing categories become code -1 (missing).
     name : str
         Argument name used in error messages.
 
@@ -163,5 +163,10 @@ def factorize(values: Any, name: str = "ids") -> Factor:
                 return Factor(codes, levels, name, _counts=counts.astype(np.int64), _missing=False)
             remap = np.cumsum(present, dtype=np.int64) - 1
             return Factor(remap[shifted], levels, name, _missing=False)
+    if np.issubdtype(arr.dtype, np.floating):
+        # inf is no more an identifier than NaN: both become missing (code -1).
+        finite = np.isfinite(arr)
+        if not finite.all():
+            arr = np.where(finite, arr, np.nan)
     codes, uniques = pd.factorize(arr, sort=True, use_na_sentinel=True)
     return Factor(np.asarray(codes, dtype=np.int64), np.asarray(uniques), name)
