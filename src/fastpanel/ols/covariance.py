@@ -1,0 +1,362 @@
+"""Covariance estimators of the fixed-effects OLS slopes and the small-sample presets.
+
+Notation (all after the within transformation and the sqrt(w) weighting):
+``X`` (n x k) the transformed regressors that were kept, ``u`` the transformed residuals,
+``A = X'X``, ``B = A^{-1}`` (the bread), ``s_i = x_i u_i`` the scores, ``n`` the observations
+used (after NaN and singleton removal), ``k`` the slopes (with the intercept when the model
+has no fixed effects), ``G`` clusters.
+
+Fixed-effect degrees of freedom (``L_f`` = levels of fixed-effect dimension f, F dimensions):
+
+* ``fe_df_fixest = sum_f L_f - (F - 1)`` (pyfixest's ``k_fe_adj``; also linearmodels'
+  ``neffects``, which drops one level per dimension after the first);
+* ``fe_df_exact`` = rank of the dummy columns: ``L_1`` (one way), ``L_1 + L_2 - c`` with
+  ``c`` the connected components of the bipartite level graph (two ways), ``fe_df_fixest``
+  for three or more ways (the count statsmodels gets for connected designs).
+
+Presets (``ssc=``), with ``V0 = B M B`` the raw sandwich for the meat ``M``:
+
+``"fixest"`` (default; pyfixest 0.60 ``ssc(k_adj=True, k_fixef="nonnested", G_adj=True,
+G_df="min")``). ``K = k + fe_df_fixest``; for clustered types, each fixed-effect dimension
+nested in a cluster variable contributes 1 instead of its levels
+(``K = k + fe_df_fixest - sum_nested L_f + n_nested``).
+
+* iid: ``V = ssr / (n - K) * B``; t with ``n - K`` df.
+* HC0: ``V0``; HC1/HC2/HC3: ``n / (n - K) * V0`` (HC2/HC3 use leverage-scaled scores; pyfixest
+  applies its hetero factor to them too); t with ``n - K`` df.
+* CRV1: ``(n - 1) / (n - K) * G / (G - 1) * V0``; two-way ``V1 + V2 - V12`` with every term
+  scaled by ``Gmin / (Gmin - 1)``, ``Gmin = min(G1, G2)``; t with ``Gmin - 1`` df.
+* CRV3: ``(n - 1) / (n - K) * G / (G - 1) * sum_g (b_(-g) - b)(b_(-g) - b)'``.
+* DK: ``(n - 1) / (n - K) * T / (T - 1) * V0`` with the Bartlett meat of the period sums
+  (no nesting); t with ``T - 1`` df.
+
+``"statsmodels"`` (statsmodels OLS on the data with explicit dummy columns).
+``K = k + fe_df_exact`` (the number of dummy-design columns):
+
+* iid: ``ssr / (n - K) * B``; HC0: ``V0``; HC1: ``n / (n - K) V0``; HC2/HC3: ``V0`` with the
+  leverage of the full dummy design; t with ``n - K`` df.
+* CRV1: ``G / (G - 1) * (n - 1) / (n - K) * V0``; two-way: each of ``V1, V2, V12`` with its own
+  ``G_j / (G_j - 1)`` (statsmodels' ``cov_cluster_2groups``); t with ``Gmin - 1`` df.
+* CRV3 (statsmodels' ``cluster-crv3``): ``(G - 1) / G * sum_g (b_(-g) - b)(b_(-g) - b)'``.
+* DK: ``V0`` (Bartlett, no correction).
+
+``"linearmodels"`` (linearmodels PanelOLS defaults: ``debiased=True``, ``auto_df=True``,
+``group_debias=False``). ``K = k + e``, ``e = fe_df_fixest``, except that for clustered types
+with exactly one fixed-effect dimension nested in every cluster variable ``e = 0``:
+
+* iid ("unadjusted"): ``ssr / (n - K) * B``; HC1 ("robust"): ``n / (n - K) * V0``; HC0, HC2,
+  HC3: no scale.
+* CRV1 ("clustered"): ``n / (n - K) * V0`` (no G/(G-1)); two-way ``n / (n - K) (V1 + V2 - V12)``.
+* CRV3: as statsmodels.
+* DK (``cov_type="kernel"``, Bartlett, bandwidth ``floor(4 (T/100)^(2/9))`` by default):
+  ``n / (n - K) * B S B`` with ``S = Z'Z + sum_{l<=bw} (1 - l/(bw+1)) (Z_l'Z_0 + Z_0'Z_l)``,
+  ``Z`` (T x k) the period sums of the scores in period order.
+  t with ``n - K`` df for every type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from fastpanel.within import within
+
+import numpy as np
+
+__all__ = [
+    "SSC_PRESETS",
+    "VcovSpec",
+    "parse_vcov",
+    "bartlett_meat",
+    "cluster_meat",
+    "hc_scores",
+]
+
+SSC_PRESETS = ("fixest", "statsmodels", "linearmodels")
+
+_HC_ALIASES = {"hetero": "HC1", "robust": "HC1", "hc0": "HC0", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3"}
+
+
+@dataclass(frozen=True)
+class VcovSpec:
+    """A parsed ``vcov=`` argument.
+
+    kind is one of ``"iid"``, ``"HC0"``, ``"HC1"``, ``"HC2"``, ``"HC3"``, ``"CRV1"``, ``"CRV3"``,
+    ``"DK"``; ``clusters`` names the cluster variables (one or two); ``lags`` the DK bandwidth.
+    """
+
+    kind: str
+    clusters: tuple = ()
+    lags: int | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind in ("CRV1", "CRV3"):
+            return f"{self.kind} by {' + '.join(str(c) for c in self.clusters)}"
+        if self.kind == "DK":
+            return f"Driscoll-Kraay (lags={'auto' if self.lags is None else self.lags})"
+        return self.kind
+
+
+def parse_vcov(vcov: object) -> VcovSpec:
+    """Parse ``"iid" | "HC0".."HC3" | "hetero" | {"CRV1": "g"} | {"CRV1": "g1+g2"} |
+    {"CRV3": "g"} | {"DK": lags}`` (cluster values may also be arrays)."""
+    if vcov is None:
+        return VcovSpec("iid")
+    if isinstance(vcov, str):
+        key = vcov.strip()
+        if key.lower() in ("iid", "unadjusted", "nonrobust", "homoskedastic"):
+            return VcovSpec("iid")
+        if key.lower() in _HC_ALIASES:
+            return VcovSpec(_HC_ALIASES[key.lower()])
+        if key.upper() == "DK":
+            return VcovSpec("DK")
+        raise ValueError(
+            f"vcov={vcov!r} is not known; use 'iid', 'HC0', 'HC1' (= 'hetero'), 'HC2', 'HC3', "
+            "{'CRV1': 'g'}, {'CRV1': 'g1+g2'}, {'CRV3': 'g'} or {'DK': lags}"
+        )
+    if isinstance(vcov, dict) and len(vcov) == 1:
+        (key, value), = vcov.items()
+        kind = str(key).upper()
+        if kind in ("CRV1", "CRV3"):
+            if isinstance(value, str):
+                parts = tuple(p.strip() for p in value.split("+") if p.strip())
+            elif isinstance(value, (list, tuple)):
+                parts = tuple(value)
+            else:
+                parts = (value,)
+            if not 1 <= len(parts) <= 2:
+                raise ValueError(f"vcov={{{key!r}: ...}} takes one or two cluster variables, got {len(parts)}")
+            if kind == "CRV3" and len(parts) != 1:
+                raise ValueError("vcov={'CRV3': ...} supports one-way clustering only; use CRV1 for two-way")
+            return VcovSpec(kind, parts)
+        if kind == "DK":
+            lags = None if value is None else int(value)
+            if lags is not None and lags < 0:
+                raise ValueError(f"vcov={{'DK': {value!r}}}: the number of lags must be >= 0")
+            return VcovSpec("DK", (), lags)
+    raise ValueError(
+        f"vcov={vcov!r} is not understood; pass a string such as 'HC1' or a one-entry dict such "
+        "as {'CRV1': 'entity'} or {'DK': 2}"
+    )
+
+
+def group_sums(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-group column sums (n_groups x k) of ``values`` (n x k), one bincount per column."""
+    return np.column_stack(
+        [np.bincount(codes, weights=values[:, j], minlength=n_groups) for j in range(values.shape[1])]
+    ) if values.shape[1] else np.zeros((n_groups, 0))
+
+
+def cluster_meat(scores: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """``sum_g (sum_{i in g} s_i)(sum_{i in g} s_i)'``."""
+    sums = group_sums(scores, codes, n_groups)
+    return sums.T @ sums
+
+
+def bartlett_meat(scores: np.ndarray, time_codes: np.ndarray, n_periods: int, lags: int) -> np.ndarray:
+    """Driscoll-Kraay meat: Bartlett kernel over the period sums of the scores (period order)."""
+    z = group_sums(scores, time_codes, n_periods)
+    meat = z.T @ z
+    for lag in range(1, lags + 1):
+        op = z[lag:].T @ z[:-lag]
+        meat += (1.0 - lag / (lags + 1.0)) * (op + op.T)
+    return meat
+
+
+def default_dk_lags(n_periods: int) -> int:
+    """linearmodels' rule of thumb ``floor(4 (T / 100)^(2/9))``."""
+    return int(np.floor(4.0 * (n_periods / 100.0) ** (2.0 / 9.0)))
+
+
+def hc_scores(
+    kind: str, X: np.ndarray, u: np.ndarray, bread: np.ndarray, fe_leverage: np.ndarray | None
+) -> np.ndarray:
+    """Scores ``x_i u_i``, divided by ``sqrt(1 - h_i)`` (HC2) or ``1 - h_i`` (HC3)."""
+    scores = X * u[:, None]
+    if kind in ("HC2", "HC3"):
+        h = np.einsum("ij,jk,ik->i", X, bread, X)
+        if fe_leverage is not None:
+            h = h + fe_leverage
+        one_minus = 1.0 - h
+        if (one_minus <= 1e-12).any():
+            raise ValueError(
+                f"vcov='{kind}': {int((one_minus <= 1e-12).sum())} observations have leverage 1, so "
+                f"{kind} is undefined; use 'HC1' or a clustered covariance"
+            )
+        scores = scores / (np.sqrt(one_minus) if kind == "HC2" else one_minus)[:, None]
+    return scores
+
+
+def sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    out = bread @ meat @ bread
+    return 0.5 * (out + out.T)
+
+
+def nested_in(fe_codes: np.ndarray, n_levels: int, cluster_codes: np.ndarray) -> bool:
+    """Whether every level of a fixed effect lies inside one cluster."""
+    first = np.full(n_levels, -1, dtype=np.int64)
+    first[fe_codes] = cluster_codes
+    return bool((first[fe_codes] == cluster_codes).all())
+
+
+ScaleFn = Callable[..., float]
+
+
+def _fe_leverage(state) -> np.ndarray | None:
+    """The fixed effects' part of the leverage: ``w_i / W_g`` for one-way effects."""
+    factors = state.fe_factors
+    if not factors:
+        return None
+    if len(factors) > 1:
+        raise ValueError(
+            "HC2/HC3 need the leverage of the fixed effects, which is computed exactly only for one "
+            "fixed-effect dimension; use 'HC1' or a clustered covariance with several dimensions"
+        )
+    f = factors[0]
+    w = np.ones(f.n_obs) if state.weights is None else state.weights
+    totals = np.bincount(f.codes, weights=w, minlength=f.n_levels)
+    return w / totals[f.codes]
+
+
+def _cluster_factors(state, spec: VcovSpec) -> list:
+    out = [state.extra[f"__cluster__{c}"] for c in spec.clusters]
+    for c, f in zip(spec.clusters, out):
+        if f.n_levels < 2:
+            raise ValueError(
+                f"cluster variable {c!r} has a single cluster in the sample; clustered standard errors "
+                "need at least two clusters (use 'HC1' instead)"
+            )
+    return out
+
+
+def _intersection(f1, f2):
+    from fastpanel.factor import factorize
+
+    return factorize(f1.codes * np.int64(f2.n_levels) + f2.codes, "intersection")
+
+
+def _k_total(state, ssc: str, spec: VcovSpec, clusters: list) -> int:
+    """K of the preset (see the module docstring)."""
+    k = state.k
+    if not state.fe_factors:
+        return k
+    if ssc == "statsmodels":
+        return k + state.fe_df_exact
+    clustered = spec.kind in ("CRV1", "CRV3")
+    if ssc == "linearmodels":
+        if clustered and len(state.fe_factors) == 1:
+            f = state.fe_factors[0]
+            if all(nested_in(f.codes, f.n_levels, c.codes) for c in clusters):
+                return k
+        return k + state.fe_df_fixest
+    # fixest
+    K = k + state.fe_df_fixest
+    if clustered:
+        for f in state.fe_factors:
+            if any(nested_in(f.codes, f.n_levels, c.codes) for c in clusters):
+                K += 1 - f.n_levels
+    return K
+
+
+def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Leave-one-cluster-out coefficients b_(-g) (G x k).
+
+    When every fixed effect is nested in the clusters (or there is none), removing a cluster
+    leaves the transformed data of the other clusters unchanged, so
+    ``b_(-g) = (A - X_g'X_g)^{-1} (X'y - X_g'y_g)`` is exact. Otherwise the model is refitted
+    without each cluster (the fixed effects re-estimated), which is exact and costs G fits.
+    """
+    factors = state.fe_factors
+    k = state.k
+    if all(nested_in(f.codes, f.n_levels, codes) for f in factors):
+        X, yt = state.X, state.X @ state.params + state.u
+        A = X.T @ X
+        b = X.T @ yt
+        order = np.argsort(codes, kind="stable")
+        starts = np.searchsorted(codes[order], np.arange(n_groups))
+        Xs, ys = X[order], yt[order]
+        outer = np.add.reduceat(Xs[:, :, None] * Xs[:, None, :], starts, axis=0)
+        xy = np.add.reduceat(Xs * ys[:, None], starts, axis=0)
+        out = np.empty((n_groups, k))
+        for g in range(n_groups):
+            out[g] = np.linalg.lstsq(A - outer[g], b - xy[g], rcond=None)[0]
+        return out
+    from fastpanel.ols.model import fixed_effects_of
+
+    y, Xr, w = state.y_raw, state.X_raw, state.weights
+    out = np.empty((n_groups, k))
+    for g in range(n_groups):
+        keep = codes != g
+        fsub = [f.subset(keep) for f in factors]
+        stacked = np.column_stack([y[keep], Xr[keep]])
+        wk = None if w is None else w[keep]
+        t = within(stacked, fixed_effects_of(fsub), weights=wk)
+        if wk is not None:
+            t = t * np.sqrt(wk)[:, None]
+        out[g] = np.linalg.lstsq(t[:, 1:], t[:, 0], rcond=None)[0]
+    return out
+
+
+def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
+    """Covariance of the slopes and the degrees of freedom of its t distribution."""
+    n, X, u, bread = state.nobs, state.X, state.u, state.bread
+    clusters = _cluster_factors(state, spec) if spec.clusters else []
+    K = _k_total(state, ssc, spec, clusters)
+    if n - K <= 0:
+        raise ValueError(
+            f"no residual degrees of freedom: {n} observations but {K} parameters (slopes and fixed "
+            "effects); use fewer regressors or fixed effects, or more data"
+        )
+    df_resid = float(n - K)
+    kind = spec.kind
+    if kind == "iid":
+        return state.ssr / (n - K) * bread, df_resid
+    if kind.startswith("HC"):
+        lev = _fe_leverage(state) if kind in ("HC2", "HC3") else None
+        scores = hc_scores(kind, X, u, bread, lev)
+        V0 = sandwich(bread, scores.T @ scores)
+        if kind == "HC0":
+            return V0, df_resid
+        if ssc == "fixest" or kind == "HC1":
+            return n / (n - K) * V0, df_resid
+        return V0, df_resid
+    if kind == "CRV1":
+        scores = X * u[:, None]
+        parts = [(c, 1.0) for c in clusters]
+        if len(clusters) == 2:
+            parts.append((_intersection(*clusters), -1.0))
+        g_min = min(c.n_levels for c in clusters)
+        V = np.zeros_like(bread)
+        for c, sign in parts:
+            Vc = sandwich(bread, cluster_meat(scores, c.codes, c.n_levels))
+            if ssc == "fixest":
+                factor = (n - 1) / (n - K) * g_min / (g_min - 1)
+            elif ssc == "statsmodels":
+                G = c.n_levels
+                factor = (n - 1) / (n - K) * G / (G - 1)
+            else:
+                factor = n / (n - K)
+            V += sign * factor * Vc
+        return V, (df_resid if ssc == "linearmodels" else float(g_min - 1))
+    if kind == "CRV3":
+        c = clusters[0]
+        G = c.n_levels
+        diffs = _crv3_params(state, c.codes, G) - state.params
+        raw = diffs.T @ diffs
+        if ssc == "fixest":
+            return (n - 1) / (n - K) * G / (G - 1) * raw, float(G - 1)
+        return (G - 1) / G * raw, (df_resid if ssc == "linearmodels" else float(G - 1))
+    if kind == "DK":
+        t = state.extra["__time__"]
+        T = t.n_levels
+        lags = default_dk_lags(T) if spec.lags is None else spec.lags
+        if lags >= T:
+            raise ValueError(f"vcov={{'DK': {lags}}}: the lags must be below the number of periods ({T})")
+        V0 = sandwich(bread, bartlett_meat(X * u[:, None], t.codes, T, lags))
+        if ssc == "linearmodels":
+            return n / (n - K) * V0, df_resid
+        if ssc == "fixest":
+            return (n - 1) / (n - K) * T / (T - 1) * V0, float(T - 1)
+        return V0, df_resid
+    raise ValueError(f"unknown covariance type {kind!r}")

@@ -1,0 +1,128 @@
+"""``etable``: side-by-side regression tables (text, Markdown, LaTeX) for papers."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+__all__ = ["etable", "ETable"]
+
+_STARS = ((0.01, "***"), (0.05, "**"), (0.1, "*"))
+
+
+def _stars(p: float) -> str:
+    for cut, mark in _STARS:
+        if p < cut:
+            return mark
+    return ""
+
+
+class ETable:
+    """A regression table; ``str(table)`` is the text rendering.
+
+    Attributes
+    ----------
+    rows : list of list of str
+        Header row first, then two rows per coefficient (estimate with stars, standard error in
+        parentheses), then the statistics rows (fixed effects, N, R2, vcov).
+    """
+
+    def __init__(self, results: Sequence[Any], digits: int = 3) -> None:
+        if isinstance(results, dict):
+            results = list(results.values())
+        results = list(results)
+        if not results:
+            raise ValueError("etable needs at least one results object, got an empty list")
+        self.results = results
+        names: list[str] = []
+        for r in results:
+            names += [n for n in r.params.index if n not in names]
+        fes: list[str] = []
+        for r in results:
+            fes += [f for f in r.fixed_effects if f not in fes]
+        header = ["", *(f"({j + 1}) {r.dependent}" for j, r in enumerate(results))]
+        body: list[list[str]] = []
+        for n in names:
+            est, se = [n], [""]
+            for r in results:
+                if n in r.params.index:
+                    est.append(f"{r.params[n]:.{digits}f}{_stars(r.pvalues[n])}")
+                    se.append(f"({r.bse[n]:.{digits}f})")
+                else:
+                    est.append("")
+                    se.append("")
+            body += [est, se]
+        stats = [[f"{f} FE", *("Yes" if f in r.fixed_effects else "No" for r in results)] for f in fes]
+        stats.append(["N", *(f"{r.nobs:,}" for r in results)])
+        stats.append(["R2", *(f"{r.rsquared:.{digits}f}" for r in results)])
+        stats.append(["R2 within", *(f"{r.rsquared_within:.{digits}f}" for r in results)])
+        stats.append(["vcov", *(r.vcov_label for r in results)])
+        self.header, self.body, self.stats = header, body, stats
+        self.rows = [header, *body, *stats]
+
+    def to_text(self) -> str:
+        widths = [max(len(row[j]) for row in self.rows) for j in range(len(self.header))]
+        fmt = lambda row: "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
+        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+        lines = [rule, fmt(self.header), rule, *(fmt(r) for r in self.body), rule, *(fmt(r) for r in self.stats), rule,
+                 "Significance: *** p<0.01, ** p<0.05, * p<0.1"]
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        line = lambda row: "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+        lines = [line(self.header), "|" + "|".join(["---"] + [":---:"] * (len(self.header) - 1)) + "|"]
+        lines += [line(r) for r in self.body + self.stats]
+        lines.append("\nSignificance: \\*\\*\\* p<0.01, \\*\\* p<0.05, \\* p<0.1")
+        return "\n".join(lines)
+
+    def to_latex(self) -> str:
+        from fastpanel.ols.results import _latex_escape as esc
+
+        def line(row: list[str]) -> str:
+            cells = [esc(c) for c in row]
+            cells = [c.replace("***", "$^{***}$") if c.endswith("***") else c.replace("**", "$^{**}$") if c.endswith("**")
+                     else c.replace("*", "$^{*}$") if c.endswith("*") else c for c in cells]
+            return " & ".join(cells) + " \\\\"
+
+        ncol = len(self.header)
+        lines = ["\\begin{tabular}{l" + "c" * (ncol - 1) + "}", "\\toprule", line(self.header), "\\midrule"]
+        lines += [line(r) for r in self.body] + ["\\midrule"] + [line(r) for r in self.stats]
+        lines += ["\\bottomrule", "\\multicolumn{%d}{l}{\\footnotesize $^{***}$ p$<$0.01, $^{**}$ p$<$0.05, $^{*}$ p$<$0.1}\\\\" % ncol,
+                  "\\end{tabular}"]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+def etable(results: Sequence[Any], *, type: str = "text", digits: int = 3) -> ETable | str:
+    """Side-by-side table of several fits: coefficients with stars, (standard errors), N, R2,
+    fixed-effect rows and the covariance type.
+
+    Parameters
+    ----------
+    results : sequence of OLSResults (or the dict returned by ``feols(..., split=...)``)
+    type : {"text", "md", "markdown", "tex", "latex", "object"}, default "text"
+        ``"object"`` returns the :class:`ETable` (with ``to_text``, ``to_markdown``, ``to_latex``).
+    digits : int, default 3
+
+    Returns
+    -------
+    ETable or str
+    """
+    table = ETable(results, digits)
+    kind = type.lower()
+    if kind == "object":
+        return table
+    if kind == "text":
+        return table.to_text()
+    if kind in ("md", "markdown"):
+        return table.to_markdown()
+    if kind in ("tex", "latex"):
+        return table.to_latex()
+    raise ValueError(f"type={type!r} is not known; use 'text', 'markdown', 'latex' or 'object'")

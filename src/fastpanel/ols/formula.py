@@ -1,0 +1,197 @@
+"""``feols``: fixest-style formulas ``y ~ x1 + x2 | fe1 + fe2`` on pandas or polars data.
+
+The part before ``|`` is parsed by formulaic (interactions, transforms such as ``np.log(x)``,
+categoricals through ``C(x)``); the part after lists fixed-effect columns. A right-hand side
+made only of plain numeric column names skips formulaic (the common large-data case).
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fastpanel.ols import covariance as cov
+from fastpanel.ols.model import estimate
+from fastpanel.ols.results import OLSResults
+
+__all__ = ["feols"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$")
+_NAMESPACE = {"np", "numpy", "C", "I", "log", "exp", "center", "scale", "poly", "bs", "Q", "T", "lag"}
+
+
+def _to_pandas(data: Any, columns: list[str]) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    mod = type(data).__module__
+    if mod.startswith("polars"):
+        present = [c for c in dict.fromkeys(columns) if c in data.columns]
+        return data.select(present).to_pandas()
+    raise TypeError(f"data must be a pandas or polars DataFrame, got {type(data).__name__}")
+
+
+def _check_columns(names: list[str], columns: list[str], what: str) -> None:
+    for name in names:
+        if name not in columns:
+            close = difflib.get_close_matches(name, [str(c) for c in columns], n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; check the spelling"
+            raise ValueError(f"{what} names column {name!r}, which is not in data{hint}")
+
+
+def _parse(fml: str) -> tuple[str, str, list[str]]:
+    if not isinstance(fml, str) or "~" not in fml:
+        raise ValueError(f"formula {fml!r} must look like 'y ~ x1 + x2' or 'y ~ x1 | fe1 + fe2'")
+    parts = fml.split("|")
+    if len(parts) > 2:
+        raise ValueError(f"formula {fml!r} has more than one '|'; write 'y ~ x | fe1 + fe2'")
+    main = parts[0].strip()
+    lhs, rhs = (s.strip() for s in main.split("~", 1))
+    fes = [f.strip() for f in parts[1].split("+")] if len(parts) == 2 else []
+    fes = [f for f in fes if f and f != "0"]
+    return lhs, rhs, fes
+
+
+def _required(formula: str) -> list[str]:
+    from formulaic import Formula
+
+    names = sorted(str(v) for v in Formula(formula).required_variables)
+    return [v for v in names if v not in _NAMESPACE and not hasattr(builtins, v)]
+
+
+def _design(lhs: str, rhs: str, df: pd.DataFrame, has_fe: bool) -> tuple[np.ndarray, np.ndarray, list[str], bool]:
+    """y, X, names and whether X holds an intercept."""
+    terms = [t.strip() for t in rhs.split("+")]
+    simple = all(_IDENT.match(t) or t in ("0", "1", "-1") for t in terms) and _IDENT.match(lhs)
+    if simple:
+        cols = [t for t in terms if t not in ("0", "1", "-1")]
+        no_const = "0" in terms or "-1" in rhs
+        if all(c in df.columns and pd.api.types.is_numeric_dtype(df[c]) for c in cols + [lhs]):
+            y = df[lhs].to_numpy(dtype=np.float64, na_value=np.nan)
+            X = np.empty((len(df), len(cols) + (0 if (has_fe or no_const) else 1)), order="F")
+            start = 0
+            names = list(cols)
+            if not (has_fe or no_const):
+                X[:, 0] = 1.0
+                start = 1
+                names = ["Intercept", *cols]
+            for j, c in enumerate(cols):
+                X[:, start + j] = df[c].to_numpy(dtype=np.float64, na_value=np.nan)
+            return y, X, names, start == 1
+    import formulaic
+
+    mm = formulaic.model_matrix(f"{lhs} ~ {rhs}", df, na_action="ignore")
+    y_mat, X_mat = mm.lhs, mm.rhs
+    names = [str(c) for c in X_mat.columns]
+    X = np.asarray(X_mat, dtype=np.float64)
+    has_int = "Intercept" in names
+    if has_fe and has_int:
+        j = names.index("Intercept")
+        X = np.delete(X, j, axis=1)
+        names.pop(j)
+        has_int = False
+    return np.asarray(y_mat, dtype=np.float64)[:, 0], X, names, has_int
+
+
+def feols(
+    fml: str,
+    data: Any,
+    vcov: Any = "iid",
+    *,
+    weights: str | None = None,
+    ssc: str = "fixest",
+    backend: str | None = None,
+    split: str | None = None,
+    by: str | None = None,
+    time: str | None = None,
+    drop_singletons: bool = True,
+    collin_tol: float = 1e-10,
+) -> OLSResults | dict[Any, OLSResults]:
+    """Ordinary least squares with high-dimensional fixed effects, from a formula.
+
+    Parameters
+    ----------
+    fml : str
+        ``"y ~ x1 + x2 + x1:x2 + np.log(x3) | entity + year"``. Without ``| ...`` the model is
+        pooled OLS with an intercept. Text columns must be declared categorical with ``C(x)``.
+    data : pandas.DataFrame or polars.DataFrame
+    vcov : str or dict, default "iid"
+        ``"iid"``, ``"HC0"``, ``"HC1"`` (= ``"hetero"``), ``"HC2"``, ``"HC3"``,
+        ``{"CRV1": "g"}``, ``{"CRV1": "g1+g2"}``, ``{"CRV3": "g"}``, ``{"DK": lags}`` (needs
+        ``time=``). See :mod:`fastpanel.ols.covariance` for the exact formulas.
+    weights : str, optional
+        Column of positive analytic weights.
+    ssc : {"fixest", "statsmodels", "linearmodels"}, default "fixest"
+        Small-sample conventions.
+    backend : {"auto", "cpp", "numba", "cuda"}, optional
+        Kernel backend of the within transform.
+    split, by : str, optional
+        Fit one model per value of this column; returns a dict value -> results.
+    time : str, optional
+        Period column (needed by ``vcov={"DK": lags}``).
+    drop_singletons : bool, default True
+        Drop observations alone in a fixed-effect level (iteratively); counted in the results.
+    collin_tol : float, default 1e-10
+        Tolerance of the collinearity check.
+
+    Returns
+    -------
+    OLSResults, or dict of value -> OLSResults with ``split``/``by``.
+
+    Examples
+    --------
+    >>> res = fastpanel.feols("y ~ x1 + x2 | firm + year", df, vcov={"CRV1": "firm"})
+    """
+    if split is not None and by is not None:
+        raise ValueError("pass either split= or by=, not both")
+    split_col = split if split is not None else by
+    spec = cov.parse_vcov(vcov)
+    if ssc not in cov.SSC_PRESETS:
+        raise ValueError(f"ssc={ssc!r} is not a preset; use one of {cov.SSC_PRESETS}")
+    lhs, rhs, fes = _parse(fml)
+    main_vars = _required(f"{lhs} ~ {rhs}")
+    cluster_cols = [c for c in spec.clusters if isinstance(c, str)]
+    if len(cluster_cols) != len(spec.clusters):
+        raise TypeError("in feols, cluster variables are column names: e.g. vcov={'CRV1': 'firm'}")
+    extra_cols = [c for c in (weights, split_col, time) if c is not None]
+    columns_needed = list(dict.fromkeys(main_vars + fes + cluster_cols + extra_cols))
+    df = _to_pandas(data, columns_needed)
+    cols = list(df.columns)
+    _check_columns(main_vars, cols, "formula")
+    _check_columns(fes, cols, "formula (fixed effects)")
+    _check_columns(cluster_cols, cols, "vcov")
+    _check_columns(extra_cols, cols, "argument")
+    for v in main_vars:
+        s = df[v]
+        if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype)):
+            if not re.search(rf"C\(\s*{re.escape(v)}\s*[,)]", rhs) or v == lhs:
+                raise TypeError(
+                    f"column {v!r} has non-numeric dtype {s.dtype}; declare it categorical in the formula "
+                    f"with C({v}) or convert it to numbers"
+                )
+    if spec.kind == "DK" and time is None:
+        raise ValueError("vcov={'DK': lags} needs the period column: pass time='year' (the column name)")
+
+    def fit_one(frame: pd.DataFrame) -> OLSResults:
+        y, X, names, has_int = _design(lhs, rhs, frame, bool(fes))
+        extra = {f"__cluster__{c}": frame[c].to_numpy() for c in cluster_cols}
+        if time is not None:
+            extra["__time__"] = frame[time].to_numpy()
+        state = estimate(
+            y, X, names, lhs, [(f, frame[f].to_numpy()) for f in fes],
+            weights=None if weights is None else frame[weights].to_numpy(dtype=np.float64, na_value=np.nan),
+            extra=extra, drop_singletons_=drop_singletons, has_intercept=has_int, backend=backend,
+            collin_tol=collin_tol,
+        )
+        return OLSResults(state, spec, ssc)
+
+    if split_col is None:
+        return fit_one(df)
+    out: dict[Any, OLSResults] = {}
+    for value, frame in df.groupby(split_col, sort=True, observed=True):
+        out[value] = fit_one(frame)
+    return out

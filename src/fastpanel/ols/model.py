@@ -1,0 +1,434 @@
+"""Core of fixed-effects OLS: cleaning, singleton removal, within transform, solve, covariance.
+
+Algorithm: listwise deletion of rows with NaN (counted), iterative removal of singleton
+fixed-effect groups (fixest), one call of :func:`fastpanel.within` on ``[y, X]`` (weighted when
+weights are given), ``sqrt(w)`` scaling, ``A = X'X`` by BLAS, Cholesky solve. A regressor whose
+Cholesky pivot ``A_jj - A_jK A_KK^{-1} A_Kj`` is below ``collin_tol`` times its weighted sum of
+squares before the transform is dropped (collinear with earlier regressors, or absorbed by
+the fixed effects), with a warning that names it. No dummy column is ever formed.
+
+:class:`PanelOLS` is the array API; :func:`fastpanel.ols.formula.feols` builds on the same
+:func:`estimate`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.linalg
+
+from fastpanel.factor import Factor, factorize
+from fastpanel.fixed_effects import FixedEffects
+from fastpanel.ols import covariance as cov
+from fastpanel.within import within
+
+__all__ = ["PanelOLS", "estimate", "CollinearityWarning"]
+
+
+class CollinearityWarning(UserWarning):
+    """Regressors were dropped because they are collinear or absorbed by the fixed effects."""
+
+
+@dataclass
+class FitState:
+    """Everything the covariance estimators and the results need (rows already cleaned)."""
+
+    yname: str
+    names: list[str]
+    params: np.ndarray
+    X: np.ndarray  # transformed, sqrt(w)-scaled kept regressors (n x k)
+    u: np.ndarray  # transformed, sqrt(w)-scaled residuals
+    bread: np.ndarray
+    ssr: float
+    tss_within: float
+    tss: float
+    nobs: int
+    n_dropped: int
+    n_singletons: int
+    fe_factors: list[Factor]
+    fe_names: list[str]
+    weights: np.ndarray | None
+    has_intercept: bool
+    dropped: list[str]
+    backend: str
+    extra: dict[str, Any] = field(default_factory=dict)  # cleaned cluster / time arrays
+    y_raw: np.ndarray | None = None
+    X_raw: np.ndarray | None = None
+    _fe_df_exact: int | None = None
+
+    @property
+    def k(self) -> int:
+        return len(self.names)
+
+    @property
+    def fe_df_fixest(self) -> int:
+        if not self.fe_factors:
+            return 0
+        return sum(f.n_levels for f in self.fe_factors) - (len(self.fe_factors) - 1)
+
+    @property
+    def fe_df_exact(self) -> int:
+        """Rank of the dummy columns of the fixed effects (see the covariance module)."""
+        if self._fe_df_exact is None:
+            f = self.fe_factors
+            if len(f) == 2 and not fixed_effects_of(f).is_balanced_pair():
+                from scipy.sparse import coo_matrix
+                from scipy.sparse.csgraph import connected_components
+
+                a, b = f
+                graph = coo_matrix(
+                    (np.ones(a.n_obs), (a.codes, b.codes + a.n_levels)),
+                    shape=(a.n_levels + b.n_levels,) * 2,
+                )
+                n_comp = connected_components(graph, directed=False)[0]
+                self._fe_df_exact = a.n_levels + b.n_levels - int(n_comp)
+            else:
+                self._fe_df_exact = self.fe_df_fixest
+        return self._fe_df_exact
+
+
+def fixed_effects_of(factors: list[Factor]) -> FixedEffects:
+    """A FixedEffects from already factorised dimensions (no re-factorisation)."""
+    fe = FixedEffects.__new__(FixedEffects)
+    fe.factors = list(factors)
+    fe._balanced_pair = None
+    return fe
+
+
+def _as_vector(y: Any, name: str) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}; convert it to numbers first")
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _check_inf(arr: np.ndarray, names: Sequence[str]) -> None:
+    with np.errstate(invalid="ignore"):
+        inf = np.isinf(arr)
+    if inf.any():
+        cols = inf.any(axis=0) if arr.ndim == 2 else np.array([True])
+        bad = [names[j] for j in np.flatnonzero(cols)]
+        raise ValueError(
+            f"infinite values in {', '.join(bad)} ({int(inf.sum())} entries); infinity is not a missing "
+            "value: fix or remove those rows (e.g. log of zero) before fitting"
+        )
+
+
+def drop_singletons(factors: list[Factor], keep: np.ndarray) -> np.ndarray:
+    """fixest's iterative singleton removal: drop rows alone in a level of any dimension,
+    repeat until no fixed-effect level has exactly one row."""
+    keep = keep.copy()
+    changed = True
+    while changed:
+        changed = False
+        for f in factors:
+            counts = np.bincount(f.codes[keep], minlength=f.n_levels)
+            single = keep & (counts[np.maximum(f.codes, 0)] == 1)
+            if single.any():
+                keep &= ~single
+                changed = True
+    return keep
+
+
+def _solve(
+    X: np.ndarray, y: np.ndarray, ref: np.ndarray, names: list[str], collin_tol: float
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Cholesky solve with a sequential (rank-revealing) fallback; returns params, bread, kept."""
+    A = X.T @ X
+    b = X.T @ y
+    k = A.shape[0]
+    kept = list(range(k))
+    thresh = collin_tol * np.maximum(ref, np.finfo(float).tiny)
+    ok = False
+    if k:
+        try:
+            c, low = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
+            ok = bool((np.diag(c) ** 2 > thresh).all())
+        except np.linalg.LinAlgError:
+            ok = False
+    if not ok and k:
+        # Sequential pivots in column order: column j is kept when its residual sum of squares
+        # on the kept earlier columns exceeds collin_tol times its sum of squares before the
+        # fixed effects were removed (fixest's collin.tol rule).
+        kept = []
+        for j in range(k):
+            if kept:
+                Akk = A[np.ix_(kept, kept)]
+                akj = A[kept, j]
+                resid = A[j, j] - akj @ np.linalg.solve(Akk, akj)
+            else:
+                resid = A[j, j]
+            if resid > thresh[j]:
+                kept.append(j)
+        if not kept:
+            raise ValueError(
+                "every regressor is collinear with the fixed effects (absorbed): "
+                f"{', '.join(names)}; remove the fixed effects that absorb them or the regressors"
+            )
+        A = A[np.ix_(kept, kept)]
+        b = b[kept]
+        c, low = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
+    if not k:
+        return np.zeros(0), np.zeros((0, 0)), kept
+    params = scipy.linalg.cho_solve((c, low), b, check_finite=False)
+    bread = scipy.linalg.cho_solve((c, low), np.eye(len(kept)), check_finite=False)
+    return params, 0.5 * (bread + bread.T), kept
+
+
+def estimate(
+    y: Any,
+    X: Any,
+    names: Sequence[str],
+    yname: str,
+    fe: Sequence[tuple[str, Any]],
+    *,
+    weights: Any = None,
+    extra: dict[str, Any] | None = None,
+    drop_singletons_: bool = True,
+    has_intercept: bool = False,
+    backend: str | None = None,
+    collin_tol: float = 1e-10,
+    n_dropped_before: int = 0,
+) -> FitState:
+    """Clean, transform and solve; see the module docstring."""
+    yv = _as_vector(y, "y")
+    n = yv.shape[0]
+    Xm = np.asarray(X)
+    if Xm.ndim == 1:
+        Xm = Xm[:, None]
+    if Xm.ndim != 2 or Xm.shape[0] != n:
+        raise ValueError(f"X must be 2-D with {n} rows (one per element of y), got shape {Xm.shape}")
+    if not (np.issubdtype(Xm.dtype, np.number) or Xm.dtype == np.bool_):
+        raise TypeError(f"X must be numeric, got dtype {Xm.dtype}; encode text regressors as categoricals")
+    Xm = np.asarray(Xm, dtype=np.float64)
+    names = list(names)
+    if len(names) != Xm.shape[1]:
+        raise ValueError(f"names has {len(names)} entries but X has {Xm.shape[1]} columns")
+    _check_inf(yv, [yname])
+    _check_inf(Xm, names)
+    w = None
+    if weights is not None:
+        w = _as_vector(weights, "weights")
+        if w.shape[0] != n:
+            raise ValueError(f"weights has length {w.shape[0]} but y has {n}; pass one weight per row")
+        _check_inf(w, ["weights"])
+        with np.errstate(invalid="ignore"):
+            if (w <= 0).any():
+                raise ValueError("weights must be positive; drop rows with zero or negative weight first")
+
+    factors = [factorize(arr, name) for name, arr in fe]
+    for f in factors:
+        if f.n_obs != n:
+            raise ValueError(f"fixed effect {f.name!r} has {f.n_obs} rows but y has {n}")
+    extra_arrays = {} if extra is None else dict(extra)
+    bad = np.isnan(yv)
+    if Xm.shape[1]:
+        bad |= np.isnan(Xm).any(axis=1) if Xm.shape[1] > 1 else np.isnan(Xm[:, 0])
+    if w is not None:
+        bad |= np.isnan(w)
+    for f in factors:
+        if f.has_missing:
+            bad |= f.codes < 0
+    extra_factors: dict[str, Factor] = {}
+    for key, arr in extra_arrays.items():
+        ef = factorize(arr, str(key))
+        if ef.n_obs != n:
+            raise ValueError(f"{key!r} has {ef.n_obs} rows but y has {n}")
+        if ef.has_missing:
+            bad |= ef.codes < 0
+        extra_factors[key] = ef
+    n_nan = int(bad.sum())
+    keep = ~bad
+    n_single = 0
+    if factors and drop_singletons_:
+        keep2 = drop_singletons(factors, keep)
+        n_single = int(keep.sum() - keep2.sum())
+        keep = keep2
+    if not keep.all():
+        if not keep.any():
+            raise ValueError("no observations left after removing rows with NaN and singleton groups")
+        yv = yv[keep]
+        Xm = Xm[keep]
+        w = None if w is None else w[keep]
+        factors = [f.subset(keep) for f in factors]
+        extra_factors = {k_: f.subset(keep) for k_, f in extra_factors.items()}
+    nobs = yv.shape[0]
+    if nobs > 1 and np.ptp(yv) == 0:
+        raise ValueError(
+            f"the dependent variable {yname!r} is constant ({yv[0]:g}) on the {nobs} rows used; "
+            "nothing to explain: check the variable and the sample"
+        )
+
+    backend_used = "numpy"
+    if factors:
+        stacked = np.empty((nobs, 1 + Xm.shape[1]), order="F")
+        stacked[:, 0] = yv
+        stacked[:, 1:] = Xm
+        out, info = within(stacked, fixed_effects_of(factors), weights=w, backend=backend, return_info=True)
+        backend_used = info.backend
+        yt, Xt = out[:, 0], out[:, 1:]
+    else:
+        yt, Xt = yv, np.asfortranarray(Xm)
+    if w is not None:
+        sw = np.sqrt(w)
+        yt = yt * sw
+        Xt = Xt * sw[:, None]
+        ref = np.einsum("ij,ij->j", Xm * w[:, None], Xm)
+        ybar = float(np.dot(w, yv) / w.sum())
+        tss = float(np.dot(w, (yv - ybar) ** 2))
+    else:
+        ref = np.einsum("ij,ij->j", Xm, Xm)
+        ybar = float(yv.mean())
+        tss = float(np.dot(yv - ybar, yv - ybar))
+
+    params, bread, kept = _solve(Xt, yt, ref, names, collin_tol)
+    dropped = [names[j] for j in range(len(names)) if j not in kept]
+    if dropped:
+        warnings.warn(
+            f"dropped {len(dropped)} regressor(s) collinear with other regressors or absorbed by the "
+            f"fixed effects: {', '.join(dropped)}; their coefficients are not identified (remove them "
+            "to silence this warning)",
+            CollinearityWarning,
+            stacklevel=3,
+        )
+        Xt = Xt[:, kept]
+        names = [names[j] for j in kept]
+    u = yt - Xt @ params if len(kept) else yt.copy()
+    ssr = float(u @ u)
+    if factors:
+        tss_within = float(yt @ yt)
+    else:
+        tss_within = tss
+    return FitState(
+        yname=yname, names=names, params=params, X=Xt, u=u, bread=bread, ssr=ssr,
+        tss_within=tss_within, tss=tss, nobs=nobs, n_dropped=n_nan + n_dropped_before,
+        n_singletons=n_single, fe_factors=factors, fe_names=[name for name, _ in fe], weights=w,
+        has_intercept=has_intercept, dropped=dropped, backend=backend_used,
+        extra=extra_factors, y_raw=yv, X_raw=Xm[:, kept] if dropped else Xm,
+    )
+
+
+class PanelOLS:
+    """Fixed-effects OLS on arrays (the API for downstream libraries).
+
+    Parameters
+    ----------
+    y : array-like, shape (n,)
+        Dependent variable.
+    X : array-like, shape (n, k)
+        Regressors (a DataFrame's column names become the coefficient names). No constant is
+        added: the fixed effects absorb it; without effects pass a constant column yourself.
+    entity : array-like, shape (n,)
+        Entity ids (any dtype).
+    time : array-like, shape (n,), optional
+        Period ids; needed for ``time_effects=True`` and for ``vcov={"DK": lags}``.
+    entity_effects, time_effects : bool
+        Which effects to absorb.
+    other_effects : dict of name -> array or sequence of arrays, optional
+        Further fixed-effect dimensions.
+    weights : array-like, shape (n,), optional
+        Positive analytic weights (weighted least squares).
+    drop_singletons : bool, default True
+        Drop observations alone in a fixed-effect level, iteratively (fixest); their count is
+        ``results.n_singletons``.
+    names : sequence of str, optional
+        Coefficient names (default: DataFrame columns or ``x0, x1, ...``).
+
+    Examples
+    --------
+    >>> res = PanelOLS(y, X, entity, time, time_effects=True).fit(vcov={"CRV1": "entity"})
+    """
+
+    def __init__(
+        self,
+        y: Any,
+        X: Any,
+        entity: Any = None,
+        time: Any = None,
+        *,
+        entity_effects: bool = True,
+        time_effects: bool = False,
+        other_effects: dict[str, Any] | Sequence[Any] | None = None,
+        weights: Any = None,
+        drop_singletons: bool = True,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if names is None:
+            if hasattr(X, "columns"):
+                names = [str(c) for c in X.columns]
+            elif hasattr(X, "name") and np.ndim(X) == 1:
+                names = [str(X.name)]
+            else:
+                names = [f"x{j}" for j in range(1 if np.ndim(X) == 1 else np.shape(X)[1])]
+        self.names = list(names)
+        self.yname = str(getattr(y, "name", None) or "y")
+        self.y = y.to_numpy() if hasattr(y, "to_numpy") else y
+        self.X = X.to_numpy() if hasattr(X, "to_numpy") else X
+        if entity_effects and entity is None:
+            raise ValueError("entity is None but entity_effects=True; pass entity ids or entity_effects=False")
+        if time_effects and time is None:
+            raise ValueError("time is None but time_effects=True; pass period ids or time_effects=False")
+        self.entity, self.time = entity, time
+        fe: list[tuple[str, Any]] = []
+        if entity_effects:
+            fe.append(("entity", entity))
+        if time_effects:
+            fe.append(("time", time))
+        if other_effects is not None:
+            items = other_effects.items() if isinstance(other_effects, dict) else (
+                (f"effect{j}", v) for j, v in enumerate(other_effects)
+            )
+            fe.extend((str(k), v) for k, v in items)
+        self.fe = fe
+        self.weights = weights
+        self.drop_singletons = drop_singletons
+
+    def fit(
+        self,
+        vcov: Any = "iid",
+        *,
+        ssc: str = "fixest",
+        backend: str | None = None,
+        collin_tol: float = 1e-10,
+    ) -> "OLSResults":
+        """Estimate; ``vcov`` and ``ssc`` as in :func:`fastpanel.feols`.
+
+        Cluster variables are named ``"entity"``, ``"time"`` or an ``other_effects`` key, or
+        given as arrays with one value per row.
+        """
+        from fastpanel.ols.results import OLSResults
+
+        spec = cov.parse_vcov(vcov)
+        if ssc not in cov.SSC_PRESETS:
+            raise ValueError(f"ssc={ssc!r} is not a preset; use one of {cov.SSC_PRESETS}")
+        named = {"entity": self.entity, "time": self.time, **dict(self.fe)}
+        extra: dict[str, Any] = {}
+        clusters = []
+        for j, c in enumerate(spec.clusters):
+            if isinstance(c, str):
+                if c not in named or named[c] is None:
+                    raise ValueError(
+                        f"cluster variable {c!r} is not known; name one of "
+                        f"{[k for k, v in named.items() if v is not None]} or pass an array"
+                    )
+                arr, key = named[c], c
+            else:
+                arr, key = c, f"cluster{j}"
+            extra[f"__cluster__{key}"] = arr
+            clusters.append(key)
+        if spec.kind == "DK":
+            if self.time is None:
+                raise ValueError("vcov={'DK': lags} needs the period of each row: pass time= to PanelOLS")
+            extra["__time__"] = self.time
+        state = estimate(
+            self.y, self.X, self.names, self.yname, self.fe, weights=self.weights, extra=extra,
+            drop_singletons_=self.drop_singletons, backend=backend, collin_tol=collin_tol,
+        )
+        return OLSResults(state, cov.VcovSpec(spec.kind, tuple(clusters), spec.lags), ssc)

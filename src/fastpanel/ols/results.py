@@ -1,0 +1,198 @@
+"""Results of a fixed-effects OLS fit, with statsmodels' attribute names and table renderings."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from fastpanel.ols import covariance as cov
+
+__all__ = ["OLSResults"]
+
+
+class OLSResults:
+    """Estimates, inference and fit statistics of :func:`fastpanel.feols` / :class:`PanelOLS`.
+
+    Attributes
+    ----------
+    params, bse, tvalues, pvalues : pandas.Series
+        Indexed by regressor name.
+    nobs : int
+        Observations used (after NaN rows, ``n_dropped``, and singletons, ``n_singletons``).
+    df_resid : float
+        ``nobs`` minus slopes minus fixed-effect degrees of freedom (of the ``ssc`` preset).
+    ssr, rsquared, rsquared_within, rsquared_adj, fvalue, f_pvalue : float
+    backend : str
+        Kernel backend that ran the within transform (``"numpy"`` without fixed effects).
+    """
+
+    def __init__(self, state: Any, spec: cov.VcovSpec, ssc: str) -> None:
+        self._state = state
+        self.vcov_spec = spec
+        self.ssc = ssc
+        V, df_t = cov.compute_vcov(state, spec, ssc)
+        self._cov = V
+        self.df_t = df_t
+        names = state.names
+        self.params = pd.Series(state.params, index=names, name="coef")
+        self.bse = pd.Series(np.sqrt(np.clip(np.diag(V), 0, None)), index=names, name="std err")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.tvalues = pd.Series(state.params / self.bse.to_numpy(), index=names, name="t")
+        self.pvalues = pd.Series(2 * stats.t.sf(np.abs(self.tvalues.to_numpy()), df_t), index=names, name="P>|t|")
+        self.nobs = state.nobs
+        self.n_dropped = state.n_dropped
+        self.nobs_dropped = state.n_dropped
+        self.n_singletons = state.n_singletons
+        self.ssr = state.ssr
+        self.backend = state.backend
+        self.dropped_regressors = list(state.dropped)
+        self.dependent = state.yname
+        self.fixed_effects = list(state.fe_names)
+        fe_df = state.fe_df_exact if ssc == "statsmodels" else state.fe_df_fixest
+        self.df_model = state.k + fe_df - (1 if state.has_intercept else 0)
+        self.df_resid = float(state.nobs - state.k - fe_df)
+        self.rsquared = 1.0 - state.ssr / state.tss if state.tss > 0 else np.nan
+        self.rsquared_within = 1.0 - state.ssr / state.tss_within if state.tss_within > 0 else np.nan
+        self.rsquared_adj = 1.0 - (1.0 - self.rsquared) * (state.nobs - 1) / self.df_resid
+        # Classical F test that every slope (not the intercept) is zero, given the effects.
+        k_f = state.k - (1 if state.has_intercept else 0)
+        base = state.tss_within if state.fe_factors else state.tss
+        if k_f > 0 and state.ssr > 0:
+            self.fvalue = ((base - state.ssr) / k_f) / (state.ssr / self.df_resid)
+            self.f_pvalue = float(stats.f.sf(self.fvalue, k_f, self.df_resid))
+        else:
+            self.fvalue = self.f_pvalue = np.nan
+
+    # -- statsmodels-style accessors ------------------------------------------------------------
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance matrix of the coefficients."""
+        return pd.DataFrame(self._cov, index=self.params.index, columns=self.params.index)
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Confidence intervals (t distribution with ``df_t`` degrees of freedom)."""
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha={alpha!r} must lie in (0, 1)")
+        q = stats.t.ppf(1 - alpha / 2, self.df_t)
+        lo = self.params - q * self.bse
+        hi = self.params + q * self.bse
+        return pd.DataFrame({"lower": lo, "upper": hi})
+
+    @property
+    def vcov_label(self) -> str:
+        return self.vcov_spec.label
+
+    @cached_property
+    def f_poolability(self) -> dict[str, float]:
+        """F test that all fixed effects are zero (pooled OLS with an intercept vs this model).
+
+        ``F = ((SSR_pooled - SSR) / d1) / (SSR / df_resid)`` with ``d1`` the fixed-effect degrees
+        of freedom less the intercept.
+        """
+        s = self._state
+        if not s.fe_factors:
+            return {"stat": np.nan, "pvalue": np.nan, "df_num": 0, "df_denom": self.df_resid}
+        Xr = s.X_raw
+        ones = np.ones((s.nobs, 1))
+        Z = np.hstack([ones, Xr])
+        y = s.y_raw
+        if s.weights is not None:
+            sw = np.sqrt(s.weights)
+            Z, y = Z * sw[:, None], y * sw
+        beta = np.linalg.lstsq(Z, y, rcond=None)[0]
+        r = y - Z @ beta
+        ssr_pooled = float(r @ r)
+        d1 = (s.fe_df_exact if self.ssc == "statsmodels" else s.fe_df_fixest) - 1
+        stat = ((ssr_pooled - s.ssr) / d1) / (s.ssr / self.df_resid)
+        return {"stat": stat, "pvalue": float(stats.f.sf(stat, d1, self.df_resid)), "df_num": d1, "df_denom": self.df_resid}
+
+    # -- tables ------------------------------------------------------------------------------
+    def to_frame(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Coefficient table: estimate, std. error, t, p and the confidence interval."""
+        ci = self.conf_int(alpha)
+        return pd.DataFrame(
+            {
+                "coef": self.params,
+                "std err": self.bse,
+                "t": self.tvalues,
+                "P>|t|": self.pvalues,
+                f"[{alpha / 2:g}": ci["lower"],
+                f"{1 - alpha / 2:g}]": ci["upper"],
+            }
+        )
+
+    def _info_rows(self) -> list[tuple[str, str]]:
+        rows = [
+            ("Dep. variable", self.dependent),
+            ("Observations", f"{self.nobs:,}"),
+            ("NaN rows dropped", f"{self.n_dropped:,}"),
+            ("Singletons dropped", f"{self.n_singletons:,}"),
+            ("Fixed effects", " + ".join(self.fixed_effects) or "none"),
+            ("Covariance", f"{self.vcov_label} (ssc={self.ssc})"),
+            ("R-squared", f"{self.rsquared:.4f}"),
+            ("R-squared (within)", f"{self.rsquared_within:.4f}"),
+            ("Adj. R-squared", f"{self.rsquared_adj:.4f}"),
+            ("F statistic", f"{self.fvalue:.4f} (p = {self.f_pvalue:.4g})"),
+            ("Backend", self.backend),
+        ]
+        return rows
+
+    def summary(self) -> str:
+        """Plain-text summary (header, coefficient table, fit statistics)."""
+        head = "\n".join(f"{k:<20}{v}" for k, v in self._info_rows())
+        table = self.to_frame().to_string(float_format=lambda v: f"{v:.6g}")
+        rule = "=" * max(len(line) for line in table.splitlines())
+        return f"Fixed-effects OLS\n{rule}\n{head}\n{rule}\n{table}\n{rule}"
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return f"<OLSResults {self.dependent} ~ {', '.join(self.params.index)}; nobs={self.nobs}, vcov={self.vcov_label}>"
+
+    def to_markdown(self) -> str:
+        """Markdown (GitHub) table of the coefficients followed by the fit statistics."""
+        frame = self.to_frame()
+        cols = ["", *frame.columns]
+        lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * len(frame.columns)) + "|"]
+        for name, row in frame.iterrows():
+            lines.append("| " + " | ".join([str(name), *(f"{v:.6g}" for v in row)]) + " |")
+        lines.append("")
+        lines += [f"- {k}: {v}" for k, v in self._info_rows()]
+        return "\n".join(lines)
+
+    def to_latex(self) -> str:
+        """LaTeX ``tabular`` of the coefficients (booktabs rules)."""
+        frame = self.to_frame()
+        esc = _latex_escape
+        lines = [
+            "\\begin{tabular}{l" + "r" * len(frame.columns) + "}",
+            "\\toprule",
+            " & " + " & ".join(esc(c) for c in frame.columns) + " \\\\",
+            "\\midrule",
+        ]
+        for name, row in frame.iterrows():
+            lines.append(esc(str(name)) + " & " + " & ".join(f"{v:.6g}" for v in row) + " \\\\")
+        lines += ["\\midrule", f"Observations & \\multicolumn{{{len(frame.columns)}}}{{r}}{{{self.nobs}}} \\\\",
+                  f"$R^2$ & \\multicolumn{{{len(frame.columns)}}}{{r}}{{{self.rsquared:.4f}}} \\\\",
+                  "\\bottomrule", "\\end{tabular}"]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        """HTML rendering (fit statistics and the coefficient table)."""
+        import html
+
+        info = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in self._info_rows())
+        return f"<table>{info}</table>" + self.to_frame().to_html(float_format=lambda v: f"{v:.6g}")
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"), ("#", "\\#"), ("$", "\\$")):
+        text = text.replace(a, b)
+    return text

@@ -1,0 +1,339 @@
+"""Panel threshold regression (Hansen 1999): the estimator and its formula front end.
+
+Conventions
+-----------
+``"default"``: the within transform keeps every period; lower regime ``q <= g``; error
+variance in the F and LR statistics ``S / (n - n_fe - k)`` (degrees-of-freedom corrected);
+time effects (balanced panels) and unbalanced panels are allowed.
+``"hansen1999"``: Hansen's own computation: after the within transform the last period of
+each entity is deleted (n(T-1) rows); ``sigma^2 = S / (n(T-1))``; lower regime ``q < g``;
+OLS standard errors divide ``e'e`` by ``n(T-1) - n - k``. In both conventions the grid is the
+quantiles of the distinct values of ``q`` (or every distinct value with ``grid="exact"``),
+trimmed at each end, and Hansen's exclusion window removes ``n_quantiles * trim`` candidates on
+each side of a threshold already estimated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from fastpanel._backend import resolve_backend
+from fastpanel.threshold.bootstrap import bootstrap_statistics, draw_bootstrap
+from fastpanel.threshold.grid import candidate_grid, exclusion_window
+from fastpanel.threshold.results import ThresholdResults
+from fastpanel.threshold.scan import ThresholdEngine, run_sequence
+from fastpanel.threshold.transform import PanelTransform
+
+__all__ = ["ThresholdPanel", "threshold"]
+
+_CONVENTIONS = ("default", "hansen1999")
+_MAX_THRESHOLDS = 3
+
+
+def _per_test(value: Any, n: int, name: str) -> tuple:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name}={value!r} must have one entry per threshold ({n})")
+        return tuple(value)
+    return (value,) * n
+
+
+def _as_2d(a: Any, name: str, n: int | None = None) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 1-D or 2-D, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but y has {n}")
+    return arr
+
+
+class ThresholdPanel:
+    """Fixed-effects panel threshold regression with up to three thresholds.
+
+    ``y_it = mu_i (+ lambda_t) + X_it'b + sum_r Z_it'd_r 1(g_{r-1} < q_it <= g_r) + e_it``.
+
+    Parameters
+    ----------
+    y : (n,) dependent variable.
+    X : (n, k) regime-independent regressors (may have zero columns).
+    Z : (n,) or (n, pz) regime-dependent regressors.
+    q : (n,) threshold variable.
+    entity : (n,) entity identifiers (any dtype).
+    time : (n,) period identifiers or None (rows in time order within each entity).
+    x_names, z_names : names of the columns of X and Z.
+    conventions : {"default", "hansen1999"}
+    time_effects : bool
+        Add period effects (balanced panels, ``conventions="default"``).
+    """
+
+    def __init__(self, y: Any, X: Any, Z: Any, q: Any, entity: Any, time: Any = None, *,
+                 x_names: Sequence[str] | None = None, z_names: Sequence[str] | None = None,
+                 q_name: str = "q", conventions: Literal["default", "hansen1999"] = "default",
+                 time_effects: bool = False):
+        if conventions not in _CONVENTIONS:
+            raise ValueError(f"conventions={conventions!r}: choose 'default' or 'hansen1999'")
+        y = np.asarray(y, dtype=np.float64).ravel()
+        n = y.shape[0]
+        X = _as_2d(np.empty((n, 0)) if X is None else X, "X", n)
+        Z = _as_2d(Z, "Z", n)
+        q = np.asarray(q, dtype=np.float64).ravel()
+        if q.shape[0] != n:
+            raise ValueError(f"q has {q.shape[0]} rows but y has {n}")
+        if Z.shape[1] == 0:
+            raise ValueError("Z (regime_vars) needs at least one regime-dependent regressor")
+        for name, arr in (("y", y), ("X", X), ("Z", Z), ("q (threshold_var)", q)):
+            bad = ~np.isfinite(arr) if arr.ndim == 1 else ~np.isfinite(arr).all(axis=1)
+            if bad.any():
+                raise ValueError(
+                    f"{name} has {int(bad.sum())} rows with NaN or inf; remove them first "
+                    "(the threshold model needs complete rows; fastpanel never drops rows silently)")
+        entity = np.asarray(entity)
+        if entity.shape[0] != n:
+            raise ValueError(f"entity has {entity.shape[0]} rows but y has {n}")
+        ent_levels, ent_codes = np.unique(entity, return_inverse=True)
+        if time is None:
+            order = np.argsort(ent_codes, kind="stable")
+            time_codes = np.empty(n, dtype=np.int64)
+            counts = np.bincount(ent_codes)
+            starts = np.concatenate(([0], np.cumsum(counts)))
+            time_codes[order] = np.arange(n) - np.repeat(starts[:-1], counts)
+        else:
+            time = np.asarray(time)
+            if time.shape[0] != n:
+                raise ValueError(f"time has {time.shape[0]} rows but y has {n}")
+            _, time_codes = np.unique(time, return_inverse=True)
+            order = np.lexsort((time_codes, ent_codes))
+            key = ent_codes[order] * (time_codes.max() + 1) + time_codes[order]
+            if np.any(np.diff(key) == 0):
+                raise ValueError("entity and time identify some rows twice; each (entity, time) pair must be unique")
+        self._order = order
+        self.y, self.X, self.Z, self.q = y[order], X[order], Z[order], q[order]
+        self.entity_codes = ent_codes[order].astype(np.int64)
+        self.time_codes = np.asarray(time_codes)[order].astype(np.int64)
+        self.entity_levels = ent_levels
+        self.x_names = list(x_names) if x_names is not None else [f"x{i}" for i in range(X.shape[1])]
+        self.z_names = list(z_names) if z_names is not None else [f"z{i}" for i in range(Z.shape[1])]
+        self.q_name = q_name
+        self.conventions = conventions
+        self.time_effects = bool(time_effects)
+        counts = np.bincount(self.entity_codes)
+        self.is_balanced = bool(np.all(counts == counts[0]))
+        if self.time_effects and conventions == "hansen1999":
+            raise ValueError("time_effects=True needs conventions='default' (Hansen's paper has firm effects only)")
+        if self.time_effects and not self.is_balanced:
+            raise ValueError("time_effects=True currently needs a balanced panel; drop time_effects or balance the panel")
+        if conventions == "hansen1999" and counts.min() < 2:
+            raise ValueError("conventions='hansen1999' deletes one period per entity: every entity needs >= 2 periods")
+        # a regime variable that is also a regime-independent regressor makes the model singular
+        for j in range(self.Z.shape[1]):
+            for i in range(self.X.shape[1]):
+                if np.array_equal(self.Z[:, j], self.X[:, i]):
+                    raise ValueError(
+                        f"regime variable {self.z_names[j]!r} is also in X ({self.x_names[i]!r}); its "
+                        "regime slopes already include a common slope: remove it from X")
+
+    def fit(self, n_thresholds: int = 1, *, n_boot: int | Sequence[int] = 300,
+            trim: float | Sequence[float] = 0.01, grid: int | str = 400,
+            bootstrap: Literal["residual", "wild"] = "residual",
+            weights: Literal["rademacher", "mammen", "webb"] = "rademacher",
+            seed: int | None = None, ci_level: float = 0.95, backend: str | None = None,
+            progress: bool = True) -> ThresholdResults:
+        """Estimate the thresholds sequentially and bootstrap the F tests.
+
+        Parameters
+        ----------
+        n_thresholds : 1, 2 or 3.
+        n_boot : draws per test (one number or one per test); 0 skips the bootstrap.
+        trim : trimming share per threshold (one number or one per threshold).
+        grid : number of quantiles of the distinct values of q, or "exact".
+        bootstrap : "residual" (entity blocks, balanced panels) or "wild".
+        weights : wild weights, "rademacher", "mammen" or "webb".
+        seed : seed of ``np.random.default_rng``.
+        ci_level : level of the threshold confidence intervals.
+        backend : "cpp", "numba", "cuda", "auto" or None (default in force).
+        progress : tqdm bar on the bootstrap when stderr is a terminal.
+
+        Returns
+        -------
+        ThresholdResults
+        """
+        if isinstance(n_thresholds, bool) or n_thresholds not in (1, 2, 3):
+            raise ValueError(f"n_thresholds={n_thresholds!r} must be 1, 2 or 3")
+        K = int(n_thresholds)
+        trims = tuple(float(t) for t in _per_test(trim, K, "trim"))
+        boots = tuple(int(b) for b in _per_test(n_boot, K, "n_boot"))
+        if any(not (0.0 <= t < 0.5) for t in trims):
+            raise ValueError(f"trim={trim!r}: each trimming share must lie in [0, 0.5)")
+        if bootstrap not in ("residual", "wild"):
+            raise ValueError(f"bootstrap={bootstrap!r}: choose 'residual' or 'wild'")
+        if bootstrap == "residual" and any(boots) and not self.is_balanced:
+            raise ValueError("bootstrap='residual' resamples whole entity blocks and needs a balanced "
+                             "panel; this panel is unbalanced: use bootstrap='wild'")
+        if bootstrap == "wild" and weights not in ("rademacher", "mammen", "webb"):
+            raise ValueError(f"weights={weights!r}: choose 'rademacher', 'mammen' or 'webb'")
+        if not 0.0 < ci_level < 1.0:
+            raise ValueError(f"ci_level={ci_level!r} must lie in (0, 1)")
+        n_distinct = np.unique(self.q).shape[0]
+        cand = candidate_grid(self.q, trims[0], grid)
+        strict = self.conventions == "hansen1999"
+        below = np.searchsorted(np.sort(self.q), cand, side="left" if strict else "right")
+        cand = cand[(below > 0) & (below < self.q.shape[0])]  # both regimes non-empty
+        windows = tuple(exclusion_window(t, grid, cand.shape[0]) for t in trims)
+        needed = 2 * sum(windows[1:]) + K + 1
+        if cand.shape[0] < max(needed, 2):
+            raise ValueError(
+                f"threshold_var {self.q_name!r} has {n_distinct} distinct values, which leaves "
+                f"{cand.shape[0]} candidates after trimming {trims}; {K} threshold(s) need at least "
+                f"{max(needed, 2)} candidates: lower n_thresholds or trim, or use grid='exact'")
+        name = resolve_backend(backend)
+        drop_last = self.conventions == "hansen1999"
+        tr = PanelTransform(self.entity_codes, self.time_codes, drop_last=drop_last,
+                            time_effects=self.time_effects)
+        B = np.column_stack([self.X, self.Z])
+        engine = ThresholdEngine(tr, B, self.Z, self.q, cand, strict=strict, backend=name)
+        # a regime with too few observations makes the slopes unidentified
+        min_obs = min(engine.cuts.min(), self.q.shape[0] - engine.cuts.max())
+        if min_obs < self.Z.shape[1] + 1:
+            raise ValueError(
+                f"a regime at the edge of the grid has only {min_obs} observations; raise trim")
+        yt = tr.apply(self.y)
+        U, ee = engine.residual_u(yt)
+        seq = run_sequence(engine, U, ee, K, windows, keep_curves=True)
+        n_out = tr.n_out
+        kB = B.shape[1]
+
+        def sigma2(S: np.ndarray, k: int) -> np.ndarray:
+            if drop_last:
+                return S / n_out
+            return S / (n_out - tr.n_absorbed - kB - k * self.Z.shape[1])
+
+        def statistic(s, k: int) -> np.ndarray:
+            if k == 1:
+                return (s.ssr0 - s.ssr["1"]) / sigma2(s.ssr["1"], 1)
+            if k == 2:
+                return (s.ssr["1"] - s.ssr["2"]) / sigma2(s.ssr["2"], 2)
+            return (s.ssr["1r"] - s.ssr["3"]) / sigma2(s.ssr["3"], 3)
+
+        F_obs = [float(statistic(seq, k)[0]) for k in range(1, K + 1)]
+        # thresholds of each null model: k-1 thresholds
+        null_thresholds = {1: [], 2: [int(seq.idx["1"][0])]}
+        if K >= 2:
+            null_thresholds[3] = [int(seq.idx["1r"][0]), int(seq.idx["2"][0])]
+        rng = np.random.default_rng(seed)
+        boot_F: list[np.ndarray] = []
+        for k in range(1, K + 1):
+            if boots[k - 1] <= 0:
+                boot_F.append(np.empty(0))
+                continue
+            fitted, resid = self._fit_transformed(tr, yt, [cand[i] for i in null_thresholds[k]], strict)
+            draws = draw_bootstrap(rng, bootstrap, weights, boots[k - 1], tr.n_entities)
+            boot_F.append(bootstrap_statistics(engine, k, fitted, resid, draws, bootstrap, windows,
+                                               statistic, progress=progress))
+        return ThresholdResults._build(self, engine, tr, seq, K, cand, windows, F_obs, boot_F,
+                                       sigma2, ci_level, name, bootstrap, strict)
+
+    def _design(self, thresholds: Sequence[float], strict: bool) -> tuple[np.ndarray, list[str]]:
+        """Untransformed regressors [X, Z*1(regime r) for r = 0..m] and their names."""
+        cuts = sorted(thresholds)
+        q = self.q
+        edges = [-np.inf, *cuts, np.inf]
+        cols, names = [self.X], list(self.x_names)
+        for r in range(len(edges) - 1):
+            lo, hi = edges[r], edges[r + 1]
+            if strict:
+                ind = (q >= lo) & (q < hi)
+            else:
+                ind = (q > lo) & (q <= hi)
+            cols.append(self.Z * ind[:, None])
+            label = self._regime_label(lo, hi, strict)
+            names += [f"{z} x {label}" for z in self.z_names]
+        return np.column_stack(cols), names
+
+    def _regime_label(self, lo: float, hi: float, strict: bool) -> str:
+        lt, le = ("<", "<=") if strict else ("<=", "<")
+        q = self.q_name
+        if np.isinf(lo) and np.isinf(hi):
+            return "all"
+        if np.isinf(lo):
+            return f"1({q} {lt} {hi:.4g})"
+        if np.isinf(hi):
+            return f"1({q} {'>=' if strict else '>'} {lo:.4g})"
+        return f"1({lo:.4g} {le if strict else '<'} {q} {lt} {hi:.4g})"
+
+    def _fit_transformed(self, tr: PanelTransform, yt: np.ndarray, thresholds: Sequence[float],
+                         strict: bool) -> tuple[np.ndarray, np.ndarray]:
+        R = tr.apply(self._design(thresholds, strict)[0])
+        coef, *_ = np.linalg.lstsq(R, yt, rcond=None)
+        fitted = R @ coef
+        return fitted, yt - fitted
+
+
+def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str | Sequence[str],
+              n_thresholds: int = 1, time: str | None = None, conventions: str = "default",
+              time_effects: bool = False, **fit_kwargs: Any) -> ThresholdResults:
+    """Fit a panel threshold regression from a formula ``"y ~ x1 + x2 | entity"``.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x1 + x2 | entity"`` (regime-independent regressors) or ``"y ~ 1 | entity"``
+        when every regressor is regime dependent. Terms may be formulaic expressions.
+    data : pandas or polars DataFrame.
+    threshold_var : column of the threshold variable.
+    regime_vars : column(s) with regime-dependent slopes.
+    n_thresholds : 1, 2 or 3.
+    time : optional period column (sorts rows within entity; needed for time effects).
+    conventions, time_effects : see :class:`ThresholdPanel`.
+    **fit_kwargs : passed to :meth:`ThresholdPanel.fit` (n_boot, trim, grid, bootstrap, seed, ...).
+
+    Returns
+    -------
+    ThresholdResults
+    """
+    import pandas as pd
+
+    if not isinstance(formula, str) or "~" not in formula or "|" not in formula:
+        raise ValueError(f"formula={formula!r} must look like 'y ~ x1 + x2 | entity'")
+    if not isinstance(data, pd.DataFrame):
+        if hasattr(data, "to_pandas"):
+            data = data.to_pandas()
+        else:
+            raise TypeError(f"data must be a pandas or polars DataFrame, got {type(data).__name__}")
+    lhs, rest = formula.split("~", 1)
+    rhs, fe = rest.rsplit("|", 1)
+    yname, entity_name = lhs.strip(), fe.strip()
+    zs = [regime_vars] if isinstance(regime_vars, str) else list(regime_vars)
+    for col in [yname, entity_name, threshold_var, *zs] + ([time] if time else []):
+        if col not in data.columns:
+            raise ValueError(f"column {col!r} is not in data")
+    terms = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "1", "0")]
+    if all(t in data.columns for t in terms):
+        Xdf = data[terms].astype(float)
+    else:
+        from formulaic import model_matrix
+
+        Xdf = model_matrix(" + ".join(terms) + " - 1", data, na_action="ignore")
+    used = [yname, threshold_var, *zs]
+    bad = data[used].isna().any(axis=1).to_numpy() | Xdf.isna().any(axis=1).to_numpy()
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} rows have missing values in {used + list(Xdf.columns)}; "
+                         "drop them explicitly before fitting (rows are never dropped silently)")
+    overlap = [z for z in zs if z in Xdf.columns]
+    if overlap:
+        raise ValueError(f"regime_vars {overlap} also appear among the regressors of the formula; "
+                         "remove them from the formula (their regime slopes include a common slope)")
+    model = ThresholdPanel(data[yname].to_numpy(float), Xdf.to_numpy(float), data[zs].to_numpy(float),
+                           data[threshold_var].to_numpy(float), data[entity_name].to_numpy(),
+                           None if time is None else data[time].to_numpy(),
+                           x_names=list(Xdf.columns), z_names=zs, q_name=threshold_var,
+                           conventions=conventions, time_effects=time_effects)
+    res = model.fit(n_thresholds, **fit_kwargs)
+    if time is not None:
+        res._time_labels = np.unique(data[time].to_numpy())
+    return res
+

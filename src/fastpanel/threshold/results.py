@@ -1,0 +1,205 @@
+"""Results of a panel threshold regression (statsmodels names where they apply)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ThresholdResults", "lr_critical_value"]
+
+
+def lr_critical_value(level: float) -> float:
+    """Hansen's (1999, eq. 16) asymptotic critical value ``c(a) = -2 ln(1 - sqrt(level))``.
+
+    ``level`` is the confidence level (0.95 gives 7.35).
+    """
+    return float(-2.0 * np.log(1.0 - np.sqrt(level)))
+
+
+class ThresholdResults:
+    """Estimates, tests and inference of a fitted :class:`~fastpanel.ThresholdPanel`.
+
+    Attributes
+    ----------
+    thresholds : ndarray, final (refined) thresholds, increasing.
+    ci : list of (low, high), one per threshold, at ``ci_level``.
+    ci_sets : list of ndarrays, the exact confidence sets (grid points with LR <= c).
+    tests : DataFrame, one row per number of thresholds (F, p-value, critical values, SSR, draws).
+    ssr0 : SSR of the model without thresholds.
+    params, bse, bse_robust : Series (coefficients, OLS and White standard errors).
+    nobs, df_resid, ssr, rsquared : usual meanings (transformed data).
+    backend : the backend that ran the sweep.
+    """
+
+    @classmethod
+    def _build(cls, model, engine, tr, seq, K, cand, windows, F_obs, boot_F, sigma2, ci_level,
+               backend, bootstrap, strict) -> ThresholdResults:
+        self = cls.__new__(cls)
+        self.model, self.n_thresholds, self.backend = model, K, backend
+        self.bootstrap, self.ci_level, self.grid = bootstrap, ci_level, cand
+        self.conventions = model.conventions
+        self._time_labels = None
+        self.ssr0 = float(seq.ssr0[0])
+        # each final threshold with the SSR curve it was estimated from (Hansen's refinement)
+        if K == 1:
+            stages = [("1", 1)]
+        elif K == 2:
+            stages = [("1r", 2), ("2", 2)]
+        else:
+            stages = [("1r", 2), ("2", 2), ("3", 3)]
+        entries = []
+        crit = lr_critical_value(ci_level)
+        for stage, k in stages:
+            i = int(seq.idx[stage][0])
+            S = seq.curves[stage][0]
+            Smin = float(S[i])
+            LR = (S - Smin) / float(sigma2(np.array([Smin]), k)[0])
+            inside = cand[LR <= crit]
+            entries.append((cand[i], LR, inside))
+        entries.sort(key=lambda e: e[0])
+        self.thresholds = np.array([e[0] for e in entries])
+        self._lr = [e[1] for e in entries]
+        self.ci_sets = [e[2] for e in entries]
+        self.ci = [(float(s.min()), float(s.max())) for s in self.ci_sets]
+        self._ci_crit = crit
+        rows = []
+        ssr_keys = {1: "1", 2: "2", 3: "3"}
+        for k in range(1, K + 1):
+            Fb = boot_F[k - 1]
+            nb = Fb.shape[0]
+            rows.append({
+                "n_thresholds": k,
+                "F": F_obs[k - 1],
+                "pvalue": float(np.mean(Fb >= F_obs[k - 1])) if nb else np.nan,
+                "crit10": float(np.quantile(Fb, 0.90)) if nb else np.nan,
+                "crit5": float(np.quantile(Fb, 0.95)) if nb else np.nan,
+                "crit1": float(np.quantile(Fb, 0.99)) if nb else np.nan,
+                "ssr": float(seq.ssr[ssr_keys[k]][0]),
+                "n_boot": nb,
+            })
+        self.tests = pd.DataFrame(rows).set_index("n_thresholds")
+        self.boot_F = boot_F
+        self._fit_params(tr, strict)
+        return self
+
+    def _fit_params(self, tr, strict: bool) -> None:
+        model = self.model
+        design, names = model._design(list(self.thresholds), strict)
+        Xt = tr.apply(design)
+        yt = tr.apply(model.y)
+        Qx, Rx = np.linalg.qr(Xt)
+        coef = np.linalg.solve(Rx, Qx.T @ yt)
+        resid = yt - Xt @ coef
+        self.nobs = Xt.shape[0]
+        k = Xt.shape[1]
+        # hansen1999: e'e / (n(T-1) - n - k) (Hansen's printed s.e.); default: n T - n_fe - k
+        self.df_resid = self.nobs - tr.n_absorbed - k
+        self.ssr = float(resid @ resid)
+        self.rsquared = 1.0 - self.ssr / float(yt @ yt) if yt @ yt > 0 else np.nan
+        Rinv = np.linalg.inv(Rx)
+        XtXinv = Rinv @ Rinv.T
+        self._cov = {"nonrobust": XtXinv * (self.ssr / self.df_resid)}
+        meat = (Xt * resid[:, None] ** 2).T @ Xt
+        self._cov["robust"] = XtXinv @ meat @ XtXinv
+        ent = tr.entity[tr.keep]
+        scores = np.zeros((tr.n_entities, k))
+        np.add.at(scores, ent, Xt * resid[:, None])
+        G = tr.n_entities
+        adj = G / (G - 1) * (self.nobs - 1) / (self.nobs - k) if G > 1 else 1.0
+        self._cov["cluster"] = adj * XtXinv @ (scores.T @ scores) @ XtXinv
+        self.param_names = names
+        self.params = pd.Series(coef, index=names, name="params")
+        self.resid = resid
+        self.bse = pd.Series(np.sqrt(np.diag(self._cov["nonrobust"])), index=names, name="bse")
+        self.bse_robust = pd.Series(np.sqrt(np.diag(self._cov["robust"])), index=names, name="bse_robust")
+
+    # -- inference on the coefficients ---------------------------------------------------------
+    def cov_params(self, cov_type: str = "nonrobust") -> pd.DataFrame:
+        """Covariance of the coefficients: "nonrobust" (OLS), "robust" (White) or "cluster" (entity)."""
+        if cov_type not in self._cov:
+            raise ValueError(f"cov_type={cov_type!r}: choose 'nonrobust', 'robust' or 'cluster'")
+        return pd.DataFrame(self._cov[cov_type], index=self.param_names, columns=self.param_names)
+
+    @property
+    def bse_cluster(self) -> pd.Series:
+        """Entity-clustered standard errors (CR1)."""
+        return pd.Series(np.sqrt(np.diag(self._cov["cluster"])), index=self.param_names, name="bse_cluster")
+
+    @property
+    def tvalues(self) -> pd.Series:
+        return self.params / self.bse
+
+    @property
+    def pvalues(self) -> pd.Series:
+        from scipy import stats
+
+        return pd.Series(2 * stats.t.sf(np.abs(self.tvalues), self.df_resid), index=self.param_names)
+
+    def conf_int(self, alpha: float = 0.05, cov_type: str = "nonrobust") -> pd.DataFrame:
+        """Coefficient confidence intervals from the t distribution."""
+        from scipy import stats
+
+        se = np.sqrt(np.diag(self._cov[cov_type]))
+        t = stats.t.ppf(1 - alpha / 2, self.df_resid)
+        return pd.DataFrame({"lower": self.params - t * se, "upper": self.params + t * se})
+
+    # -- thresholds -----------------------------------------------------------------------------
+    def lr_curve(self, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Grid and LR(g) for the k-th threshold (1-based, order of ``thresholds``).
+
+        Candidates removed by the exclusion window around other thresholds have LR = inf.
+        """
+        if not 1 <= k <= len(self.thresholds):
+            raise ValueError(f"k={k!r} must be between 1 and {len(self.thresholds)}")
+        return self.grid.copy(), self._lr[k - 1].copy()
+
+    def plot_lr(self, k: int = 1, ax: Any = None):
+        """Plot LR(g) with the critical-value line (Hansen 1999, Figure 1). Needs matplotlib."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover - optional extra
+            raise ImportError("plot_lr needs matplotlib: pip install matplotlib") from exc
+        g, lr = self.lr_curve(k)
+        if ax is None:
+            _, ax = plt.subplots()
+        ok = np.isfinite(lr)
+        ax.plot(g[ok], lr[ok], label=f"LR(gamma), threshold {k}")
+        ax.axhline(self._ci_crit, linestyle="--", color="k", label=f"{self.ci_level:.0%} critical value")
+        ax.set_xlabel(f"threshold parameter ({self.model.q_name})")
+        ax.set_ylabel("likelihood ratio")
+        ax.legend()
+        return ax
+
+    def regime_shares(self) -> pd.DataFrame:
+        """Share of entities in each regime by period (Hansen 1999, Table 4)."""
+        m = self.model
+        edges = np.concatenate(([-np.inf], self.thresholds, [np.inf]))
+        strict = self.conventions == "hansen1999"
+        regime = (np.searchsorted(edges, m.q, side="right" if strict else "left") - 1)
+        tab = pd.crosstab(m.time_codes, regime, normalize="index")
+        tab.columns = [f"regime {c + 1}" for c in tab.columns]
+        if self._time_labels is not None and len(self._time_labels) == len(tab):
+            tab.index = self._time_labels
+        tab.index.name = "period"
+        return tab
+
+    def summary(self) -> str:
+        """Text summary: thresholds with confidence intervals, F tests, coefficients."""
+        lines = ["Panel threshold regression (Hansen 1999)",
+                 f"conventions: {self.conventions}   backend: {self.backend}   "
+                 f"nobs: {self.nobs}   bootstrap: {self.bootstrap}", "",
+                 f"Thresholds ({self.ci_level:.0%} confidence interval):"]
+        for g, (lo, hi) in zip(self.thresholds, self.ci):
+            lines.append(f"  {g:12.6g}   [{lo:.6g}, {hi:.6g}]")
+        lines += ["", "Threshold tests:", self.tests.to_string(float_format=lambda v: f"{v:.4g}"), ""]
+        tab = pd.DataFrame({"coef": self.params, "se (OLS)": self.bse, "se (White)": self.bse_robust})
+        lines += ["Coefficients:", tab.to_string(float_format=lambda v: f"{v:.6g}")]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return f"<ThresholdResults thresholds={np.round(self.thresholds, 6).tolist()} backend={self.backend!r}>"

@@ -1,0 +1,108 @@
+"""The fixed linear transform ``A`` of the threshold model and its quadratic form ``A'A``.
+
+Rows are sorted by entity and, within an entity, by time. Three transforms:
+
+* one-way within ``D`` (``conventions="default"``), any panel;
+* one-way within followed by deleting each entity's last period (``conventions="hansen1999"``,
+  Hansen 1999 section 6): ``A = S D``;
+* two-way within for balanced panels (``time_effects=True``):
+  ``D = I - P_entity - P_period + J/n``.
+
+``A'A`` is described for the scan kernels as a diagonal ``h`` plus low-rank per-group terms
+(see ``fastpanel.kernels.threshold_numba``):
+one-way: ``h = 1``, entity groups, ``C = -1/T_i``;
+drop-last: ``D E D = E - (J E + E J)/T + (T-1) J / T^2`` with ``E`` = diag(not last), so
+``h = E``, weights ``(1, E)``, ``C = [[(T-1)/T^2, -1/T], [-1/T, 0]]``;
+two-way balanced: ``h = 1``, entity ``-1/T``, period ``-1/N``, one global group ``+1/(NT)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PanelTransform"]
+
+
+class PanelTransform:
+    """Transform ``A`` for rows sorted by (entity, time).
+
+    Parameters
+    ----------
+    entity : (n,) int64 codes 0..N-1, non-decreasing.
+    time : (n,) int64 period codes 0..T-1 (used by two-way effects).
+    drop_last : bool
+        Delete each entity's last row after demeaning (Hansen's convention).
+    time_effects : bool
+        Two-way (entity and period) effects; needs a balanced panel.
+    """
+
+    def __init__(self, entity: np.ndarray, time: np.ndarray, *, drop_last: bool, time_effects: bool):
+        self.entity = np.asarray(entity, dtype=np.int64)
+        self.time = np.asarray(time, dtype=np.int64)
+        self.n = self.entity.shape[0]
+        self.n_entities = int(self.entity.max()) + 1 if self.n else 0
+        self.counts = np.bincount(self.entity, minlength=self.n_entities).astype(np.float64)
+        self.drop_last = drop_last
+        self.time_effects = time_effects
+        self.n_periods = int(self.time.max()) + 1 if self.n else 0
+        if time_effects and drop_last:
+            raise ValueError("time_effects=True is not available with conventions='hansen1999'")
+        starts = np.concatenate(([0], np.cumsum(self.counts).astype(np.int64)))
+        self.is_last = np.zeros(self.n, dtype=bool)
+        self.is_last[starts[1:] - 1] = True
+        self.keep = ~self.is_last if drop_last else np.ones(self.n, dtype=bool)
+        self.n_out = int(self.keep.sum())
+
+    # -- the transform and its adjoint ---------------------------------------------------------
+    def _demean(self, M: np.ndarray) -> np.ndarray:
+        M2 = M.reshape(self.n, -1)
+        out = np.empty_like(M2)
+        for j in range(M2.shape[1]):
+            col = M2[:, j]
+            mean_e = np.bincount(self.entity, weights=col, minlength=self.n_entities) / self.counts
+            out[:, j] = col - mean_e[self.entity]
+            if self.time_effects:
+                per = np.bincount(self.time, weights=col, minlength=self.n_periods) / self.n_entities
+                out[:, j] += col.mean() - per[self.time]
+        return out.reshape(M.shape)
+
+    def apply(self, M: np.ndarray) -> np.ndarray:
+        """``A M`` for ``M`` of shape (n,) or (n, p)."""
+        out = self._demean(np.asarray(M, dtype=np.float64))
+        return out[self.keep] if self.drop_last else out
+
+    def adjoint(self, V: np.ndarray) -> np.ndarray:
+        """``A' V`` for ``V`` of shape (n_out,) or (n_out, p)."""
+        V = np.asarray(V, dtype=np.float64)
+        if self.drop_last:
+            full = np.zeros((self.n,) + V.shape[1:])
+            full[self.keep] = V
+            V = full
+        return self._demean(V)
+
+    # -- the quadratic form A'A for the kernels ------------------------------------------------
+    def quadratic_form(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(h, grp, cw, C)`` describing ``A'A`` (see the module docstring)."""
+        n, N = self.n, self.n_entities
+        T = self.counts
+        if self.drop_last:
+            h = self.keep.astype(np.float64)
+            grp = self.entity.reshape(n, 1).copy()
+            cw = np.stack([np.ones(n), h], axis=1).reshape(n, 1, 2)
+            C = np.empty((N, 2, 2))
+            C[:, 0, 0] = (T - 1.0) / T**2
+            C[:, 0, 1] = C[:, 1, 0] = -1.0 / T
+            C[:, 1, 1] = 0.0
+            return h, grp, cw, C
+        h = np.ones(n)
+        if not self.time_effects:
+            return h, self.entity.reshape(n, 1).copy(), np.ones((n, 1, 1)), (-1.0 / T).reshape(N, 1, 1)
+        Tn = self.n_periods
+        grp = np.stack([self.entity, N + self.time, np.full(n, N + Tn)], axis=1).astype(np.int64)
+        C = np.concatenate([np.full(N, -1.0 / Tn), np.full(Tn, -1.0 / N), [1.0 / (N * Tn)]])
+        return h, grp, np.ones((n, 3, 1)), C.reshape(-1, 1, 1)
+
+    @property
+    def n_absorbed(self) -> int:
+        """Number of fixed-effect parameters absorbed by the transform (for degrees of freedom)."""
+        return self.n_entities + (self.n_periods - 1 if self.time_effects else 0)

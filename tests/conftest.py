@@ -1,0 +1,49 @@
+"""Shared test configuration.
+
+CUDA: when no real GPU is present (no ``nvidia-smi`` on PATH) and the user did not choose,
+the numba.cuda kernels run on Numba's CPU simulator. The variable must be set before numba is
+first imported, which is why it happens here at import time, before any test module loads.
+The simulator executes every GPU thread in Python, so CUDA cases use small panels only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and shutil.which("nvidia-smi") is None:
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+#: Every backend of the kernels; the CUDA one is marked so it can be selected / deselected.
+BACKENDS = ("cpp", "numba", "cuda")
+
+#: Largest number of rows a CUDA test case may use (the simulator runs threads in Python).
+CUDA_MAX_ROWS = 300
+
+
+def backend_params(cuda: bool = True) -> list:
+    """``pytest.param`` list over the backends; the CUDA case carries ``pytest.mark.cuda``."""
+    params = [pytest.param("cpp", id="cpp"), pytest.param("numba", id="numba")]
+    if cuda:
+        params.append(pytest.param("cuda", id="cuda", marks=pytest.mark.cuda))
+    return params
+
+
+@pytest.fixture(params=backend_params())
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend name in turn (cuda marked ``cuda``; keep its data to <= CUDA_MAX_ROWS rows)."""
+    return request.param
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A fresh, seeded generator per test (independent of test order)."""
+    return np.random.default_rng(20240601)
+
+
+def rows_for(backend: str, n: int) -> int:
+    """Shrink ``n`` to the CUDA-simulator limit when the backend is cuda."""
+    return min(n, CUDA_MAX_ROWS) if backend == "cuda" else n
