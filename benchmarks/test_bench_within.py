@@ -216,7 +216,7 @@ def test_twoway_pandas(benchmark, panel: Panel) -> None:
 # --------------------------------------------------------------------------------------------
 _MEMORY_SCRIPT = textwrap.dedent(
     """
-    import gc, json, resource, sys
+    import gc, json, resource, sys  # Linux only (/proc)
     import numpy as np
 
     folder, tool = sys.argv[1], sys.argv[2]
@@ -244,7 +244,10 @@ _MEMORY_SCRIPT = textwrap.dedent(
     gc.collect()
     base = rss_bytes()           # interpreter + libraries + inputs, resident now
     out = run()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (large) parent across
+    # fork + exec, while VmHWM belongs to this process's own address space.
+    with open("/proc/self/status") as fh:
+        peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
     print(json.dumps({"baseline": base, "peak": peak, "x_bytes": X.nbytes, "out_bytes": out.nbytes}))
     """
 )

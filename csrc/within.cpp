@@ -27,6 +27,10 @@
 namespace fastpanel {
 namespace {
 
+// Below this many matrix entries a pass takes microseconds and waking threads costs more
+// than it saves (and on a loaded machine a straggler thread can cost milliseconds).
+constexpr i64 kParallelMin = 200000;
+
 template <bool Permuted>
 inline i64 row_at(const i64* order_N, i64 pos) {
     if constexpr (Permuted) return order_N[pos]; else return pos;
@@ -37,7 +41,7 @@ void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G
                  const double* w_N, i64* n_nonfinite) {
     const i64 n = X.rows, p = X.cols;
     i64 bad = 0;
-#pragma omp parallel for schedule(static) reduction(+ : bad)
+#pragma omp parallel for schedule(static) reduction(+ : bad) if (n * p > kParallelMin)
     for (i64 g = 0; g < n_groups; ++g) {
         const i64 s = starts_G[g], e = starts_G[g + 1];
         double weight_sum = 0.0;
@@ -76,7 +80,7 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
     // Per-thread accumulators: n_b is small (the direct path is chosen only then).
     std::vector<double> r_local(static_cast<size_t>(n_threads) * n_b * p, 0.0);
     std::vector<double> s_local(want_schur ? static_cast<size_t>(n_threads) * n_b * n_b : 0, 0.0);
-#pragma omp parallel
+#pragma omp parallel if (n * p > kParallelMin)
     {
         const int t = omp_get_thread_num();
         double* r_t = r_local.data() + static_cast<size_t>(t) * n_b * p;
@@ -152,7 +156,7 @@ template <bool Permuted, bool Weighted>
 void pass2_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
                 const i64* codes_b_N, i64 n_b, const double* w_N, const double* gamma_B) {
     const i64 n = X.rows, p = X.cols;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * p > kParallelMin)
     for (i64 g = 0; g < n_groups; ++g) {
         const i64 s = starts_G[g], e = starts_G[g + 1];
         double weight_sum = 0.0;

@@ -208,7 +208,7 @@ def test_fit_split_and_formats(files, tmp_path):
 
 @pytest.mark.parametrize("kind", ["csv", "parquet", "dta"])
 def test_threshold_round_trip_equals_python_api(files, kind, tmp_path):
-    threshold = require("fastpanel.threshold", "threshold")
+    threshold = require("fastpanel.panel_threshold", "threshold")
     plot = tmp_path / "lr.png"
     result = run_cli("--quiet", "threshold", str(files[kind]), TH_FORMULA, "--threshold-var",
                      "storage", "--regime", "log_cloud_spend", "--boot", "20", "--seed", "3",
@@ -234,7 +234,7 @@ DEMO_FILES = {"report.html", "report.md", "results.json", "lr_curve.png", "coeff
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     require("fastpanel.ols", "feols")
-    require("fastpanel.threshold", "threshold")
+    require("fastpanel.panel_threshold", "threshold")
     out = tmp_path_factory.mktemp("demo") / "report"
     start = time.perf_counter()
     result = run_cli("demo", "--out", str(out))
@@ -295,7 +295,7 @@ def test_demo_refuses_foreign_directory(tmp_path):
     target.mkdir()
     (target / "chapter1.tex").write_text("keep")
     require("fastpanel.ols", "feols")
-    require("fastpanel.threshold", "threshold")
+    require("fastpanel.panel_threshold", "threshold")
     result = run_cli("--quiet", "demo", "--out", str(target), "--boot", "5")
     assert result.returncode == 1 and "not a previous fastpanel report" in one_line_error(result)
     assert [p.name for p in target.iterdir()] == ["chapter1.tex"]

@@ -10,9 +10,9 @@ import pytest
 
 import fastpanel
 from fastpanel.kernels.threshold_reference import sequence_naive, ssr_curve_naive
-from fastpanel.threshold.grid import candidate_grid, exclusion_window
-from fastpanel.threshold.scan import ThresholdEngine, run_sequence
-from fastpanel.threshold.transform import PanelTransform
+from fastpanel.panel_threshold.grid import candidate_grid, exclusion_window
+from fastpanel.panel_threshold.scan import ThresholdEngine, run_sequence
+from fastpanel.panel_threshold.transform import PanelTransform
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hansen1999" / "invest.dat"
 

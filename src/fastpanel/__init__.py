@@ -30,9 +30,9 @@ _LAZY = {
     "feols": "fastpanel.ols",
     "PanelOLS": "fastpanel.ols",
     "etable": "fastpanel.ols",
-    "threshold": "fastpanel.threshold",
-    "ThresholdPanel": "fastpanel.threshold",
-    "ThresholdResults": "fastpanel.threshold",
+    "threshold": "fastpanel.panel_threshold",
+    "ThresholdPanel": "fastpanel.panel_threshold",
+    "ThresholdResults": "fastpanel.panel_threshold",
     "datasets": "fastpanel.datasets",
 }
 

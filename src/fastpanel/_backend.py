@@ -162,13 +162,16 @@ def available_backends() -> dict[str, tuple[bool, str]]:
     return {name: check() for name, check in _STATUS.items()}
 
 
-def resolve_backend(backend: Backend | None = None) -> str:
+def resolve_backend(backend: Backend | None = None, concept: str | None = None) -> str:
     """Turn ``backend`` (or the default in force) into a concrete backend name.
 
     Parameters
     ----------
     backend : {"auto", "cpp", "numba", "cuda"} or None
         ``None`` uses the default (see :func:`get_backend`).
+    concept : str, optional
+        Kernel concept (``"within"``, ``"threshold"``): a backend must implement it
+        (``fastpanel.kernels.<concept>_<backend>`` exists) to be chosen or accepted.
 
     Returns
     -------
@@ -183,17 +186,22 @@ def resolve_backend(backend: Backend | None = None) -> str:
     name = get_backend() if backend is None else _validate(backend, "backend")
     if name != "auto":
         ok, why = _STATUS[name]()
+        if ok and concept is not None and not _implements(name, concept):
+            ok, why = False, f"it has no {concept!r} kernels in this version of fastpanel"
         if not ok:
             raise BackendUnavailableError(f"backend {name!r} cannot run: {why}")
         return name
-    if _real_gpu_present():
-        return "cuda"
-    for candidate in ("cpp", "numba"):
-        if _STATUS[candidate]()[0]:
+    preference = ("cuda", "cpp", "numba") if _real_gpu_present() else ("cpp", "numba")
+    for candidate in preference:
+        if _STATUS[candidate]()[0] and (concept is None or _implements(candidate, concept)):
             return candidate
     raise BackendUnavailableError(
         "no backend can run: " + "; ".join(f"{k}: {v[1]}" for k, v in available_backends().items())
     )
+
+
+def _implements(name: str, concept: str) -> bool:
+    return importlib.util.find_spec(f"fastpanel.kernels.{concept}_{name}") is not None
 
 
 _num_threads: int | None = None

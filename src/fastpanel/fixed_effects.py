@@ -23,9 +23,11 @@ def _split_ids(ids: Any) -> list[Any]:
     if isinstance(ids, (list, tuple)):
         if len(ids) == 0:
             raise ValueError("ids is empty: pass one id array per fixed-effect dimension")
-        if all(np.ndim(item) == 0 for item in ids):
+        if all(np.ndim(item) == 0 and not isinstance(item, Factor) for item in ids):
             return [np.asarray(ids)]
         return list(ids)
+    if isinstance(ids, Factor):
+        return [ids]
     if isinstance(ids, np.ndarray) and ids.ndim == 2:
         return [ids[:, k] for k in range(ids.shape[1])]
     return [ids]

@@ -262,7 +262,7 @@ def within(
         raise ValueError(f"tol={tol!r} must be a positive number")
     if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
         raise ValueError(f"maxiter={maxiter!r} must be a positive integer")
-    name = resolve_backend(backend)
+    name = resolve_backend(backend, "within")
     kern = kernel_module(name, "within")
 
     bad_ids = fe.missing_rows if any(f.has_missing for f in fe.factors) else None

@@ -80,7 +80,7 @@ def _regime_truth(result: Any, truth: dict[str, Any], q: np.ndarray) -> dict[str
 def run_analyses(frame: pd.DataFrame, *, seed: int, n_boot: int, progress: bool) -> dict[str, Any]:
     """Fit the three models; return them with timings."""
     feols = load_estimator("feols", "fastpanel.ols", "the demo")
-    threshold = load_estimator("threshold", "fastpanel.threshold", "the demo")
+    threshold = load_estimator("threshold", "fastpanel.panel_threshold", "the demo")
     timings = {}
     start = time.perf_counter()
     fe = feols(FE_FORMULA, frame, vcov={"CRV1": "city"})
@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     if args.boot < 1:
         raise ValueError(f"--boot must be at least 1, got {args.boot}")
     out_dir = Path(args.out)
+    from fastpanel.report import check_output_dir
+
+    check_output_dir(out_dir)  # fail before the analyses, not after them
     data = city_panel(seed=seed)
     truth = city_panel_params()
     echo(args, SYNTHETIC_NOTE)

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         frame = frame.sort_values([entity, args.time], kind="stable").reset_index(drop=True)
     if args.boot < 0:
         raise CLIError(f"--boot must be >= 0, got {args.boot}")
-    threshold = load_estimator("threshold", "fastpanel.threshold", "threshold")
+    threshold = load_estimator("threshold", "fastpanel.panel_threshold", "threshold")
     kwargs: dict[str, Any] = {
         "threshold_var": args.threshold_var,
         "regime_vars": args.regime if len(args.regime) > 1 else args.regime[0],

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["precompute", "scan_batch"]
+__all__ = ["precompute", "residualize", "scan_batch"]
 
 
 @njit(cache=True)
@@ -111,7 +111,7 @@ def precompute(zs, h, grp, cw, C, As, cuts):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _solve_psd(E, d, out, scale):  # pragma: no cover - compiled
+def _solve_psd(E, d, out, scale, v):  # pragma: no cover - compiled
     """d' E^+ d for the small positive semi-definite pz x pz matrix E (pivoted-out Cholesky).
 
     A pivot below 1e-10 of ``scale`` (the diagonal of K_cc, the size E would have without the
@@ -123,7 +123,6 @@ def _solve_psd(E, d, out, scale):  # pragma: no cover - compiled
     pz = E.shape[0]
     L = out
     total = 0.0
-    v = np.empty(pz)
     for i in range(pz):
         for j in range(i + 1):
             acc = E[i, j]
@@ -151,7 +150,7 @@ def scan_batch(U, ee, cuts, fixed_idx, zs, h, grp, cw, C, H, Kcc, P, Binv):  # p
 
     Parameters
     ----------
-    U : (n, R) ``u = A' e0`` per replicate, threshold order.
+    U : (R, n) ``u = A' e0`` per replicate (one row each), threshold order.
     ee : (R,) ``e0' e0`` per replicate.
     cuts : (G,) lower-regime sizes of the candidates.
     fixed_idx : (R, m) int64 candidate indices of the thresholds held fixed.
@@ -166,7 +165,7 @@ def scan_batch(U, ee, cuts, fixed_idx, zs, h, grp, cw, C, H, Kcc, P, Binv):  # p
     S : (R, G) residual sums of squares (``S_F`` where the candidate adds nothing).
     SF : (R,) residual sum of squares with the fixed thresholds only.
     """
-    n, R = U.shape
+    R, n = U.shape
     G = cuts.shape[0]
     m = fixed_idx.shape[1]
     pz = zs.shape[1]
@@ -198,7 +197,7 @@ def scan_batch(U, ee, cuts, fixed_idx, zs, h, grp, cw, C, H, Kcc, P, Binv):  # p
             c = cuts[gi]
             while pos < c:
                 j = pos
-                uj = U[j, r]
+                uj = U[r, j]
                 for p in range(pz):
                     rc[p] += zs[j, p] * uj
                 for a in range(m):
@@ -223,7 +222,11 @@ def scan_batch(U, ee, cuts, fixed_idx, zs, h, grp, cw, C, H, Kcc, P, Binv):  # p
         # B^-1 P(f) for the fixed thresholds
         BPf = np.zeros((m, k, pz))
         for a in range(m):
-            BPf[a] = Binv @ P[fidx[a]]
+            fa = fidx[a]
+            for i1 in range(k):
+                for i2 in range(k):
+                    for p in range(pz):
+                        BPf[a, i1, p] += Binv[i1, i2] * P[fa, i2, p]
         # K_ff (mp x mp) and r_f
         Kff = np.empty((mp, mp))
         rf = np.empty(mp)
@@ -232,32 +235,36 @@ def scan_batch(U, ee, cuts, fixed_idx, zs, h, grp, cw, C, H, Kcc, P, Binv):  # p
             for p in range(pz):
                 rf[a * pz + p] = RC[fa, p]
             for b in range(m):
-                blk = QCF[fa, b] - P[fa].T @ BPf[b]
                 for p in range(pz):
                     for q in range(pz):
-                        Kff[a * pz + p, b * pz + q] = blk[p, q]
-        if m > 0:
-            Kffinv = np.linalg.inv(Kff)
-            wf = Kffinv @ rf
-            sF = ee[r] - rf @ wf
-        else:
-            Kffinv = np.zeros((0, 0))
-            wf = np.zeros(0)
-            sF = ee[r]
+                        acc = QCF[fa, b, p, q]
+                        for i1 in range(k):
+                            acc -= P[fa, i1, p] * BPf[b, i1, q]
+                        Kff[a * pz + p, b * pz + q] = acc
+        Kffinv = np.linalg.inv(Kff) if m > 0 else np.zeros((0, 0))
+        wf = np.zeros(mp)
+        sF = ee[r]
+        for s1 in range(mp):
+            for s2 in range(mp):
+                wf[s1] += Kffinv[s1, s2] * rf[s2]
+            sF -= rf[s1] * wf[s1]
         SF[r] = sF
         Kcf = np.empty((pz, mp))
         E = np.empty((pz, pz))
         d = np.empty(pz)
         L = np.zeros((pz, pz))
         scale = np.empty(pz)
+        vbuf = np.empty(pz)
         for gi in range(G):
             for p in range(pz):
                 scale[p] = max(Kcc[gi, p, p], 1e-300)
             for a in range(m):
-                blk = QCF[gi, a] - P[gi].T @ BPf[a]
                 for p in range(pz):
                     for q in range(pz):
-                        Kcf[p, a * pz + q] = blk[p, q]
+                        acc = QCF[gi, a, p, q]
+                        for i1 in range(k):
+                            acc -= P[gi, i1, p] * BPf[a, i1, q]
+                        Kcf[p, a * pz + q] = acc
             for p in range(pz):
                 acc = RC[gi, p]
                 for t in range(mp):
@@ -270,6 +277,34 @@ def scan_batch(U, ee, cuts, fixed_idx, zs, h, grp, cw, C, H, Kcc, P, Binv):  # p
                         for s2 in range(mp):
                             acc -= Kcf[p, s1] * Kffinv[s1, s2] * Kcf[q, s2]
                     E[p, q] = acc
-            gain = _solve_psd(E, d, L, scale)
+            gain = _solve_psd(E, d, L, scale, vbuf)
             S[r, gi] = sF - gain
     return S, SF
+
+
+@njit(parallel=True, cache=True)
+def residualize(Qb, Y):  # pragma: no cover - compiled
+    """``E = Y - Qb Qb' Y`` and the column sums of squares, parallel over replicates.
+
+    Small-k projection written out instead of BLAS: a (n, k) x (k, R) product is too thin for
+    BLAS threads to pay off, and on a busy machine their spin-waiting costs more than the work.
+    """
+    n, k = Qb.shape
+    R = Y.shape[1]
+    E = np.empty((n, R))
+    ee = np.empty(R)
+    for r in prange(R):
+        c = np.zeros(k)
+        for i in range(n):
+            yi = Y[i, r]
+            for a in range(k):
+                c[a] += Qb[i, a] * yi
+        acc = 0.0
+        for i in range(n):
+            v = Y[i, r]
+            for a in range(k):
+                v -= Qb[i, a] * c[a]
+            E[i, r] = v
+            acc += v * v
+        ee[r] = acc
+    return E, ee

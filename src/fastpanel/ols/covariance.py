@@ -148,9 +148,13 @@ def group_sums(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarr
     ) if values.shape[1] else np.zeros((n_groups, 0))
 
 
-def cluster_meat(scores: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+def cluster_meat(scores: np.ndarray, codes: np.ndarray, n_groups: int, factor=None) -> np.ndarray:
     """``sum_g (sum_{i in g} s_i)(sum_{i in g} s_i)'``."""
-    sums = group_sums(scores, codes, n_groups)
+    if factor is not None and factor.is_sorted and n_groups > 0:
+        # rows of each cluster are contiguous: one segmented sum, no scatter
+        sums = np.add.reduceat(scores, factor.group_starts[:-1], axis=0)
+    else:
+        sums = group_sums(scores, codes, n_groups)
     return sums.T @ sums
 
 
@@ -195,6 +199,9 @@ def sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
 
 def nested_in(fe_codes: np.ndarray, n_levels: int, cluster_codes: np.ndarray) -> bool:
     """Whether every level of a fixed effect lies inside one cluster."""
+    if fe_codes is cluster_codes or (cluster_codes.max(initial=-1) + 1 > n_levels):
+        # the same variable, or more clusters than levels (a level cannot then span them all)
+        return fe_codes is cluster_codes
     first = np.full(n_levels, -1, dtype=np.int64)
     first[fe_codes] = cluster_codes
     return bool((first[fe_codes] == cluster_codes).all())
@@ -329,7 +336,7 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
         g_min = min(c.n_levels for c in clusters)
         V = np.zeros_like(bread)
         for c, sign in parts:
-            Vc = sandwich(bread, cluster_meat(scores, c.codes, c.n_levels))
+            Vc = sandwich(bread, cluster_meat(scores, c.codes, c.n_levels, c))
             if ssc == "fixest":
                 factor = (n - 1) / (n - K) * g_min / (g_min - 1)
             elif ssc == "statsmodels":

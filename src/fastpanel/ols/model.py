@@ -124,6 +124,8 @@ def _check_inf(arr: np.ndarray, names: Sequence[str]) -> None:
 def drop_singletons(factors: list[Factor], keep: np.ndarray) -> np.ndarray:
     """fixest's iterative singleton removal: drop rows alone in a level of any dimension,
     repeat until no fixed-effect level has exactly one row."""
+    if keep.all() and all(bool((f.counts > 1).all()) for f in factors):
+        return keep
     keep = keep.copy()
     changed = True
     while changed:
@@ -211,8 +213,11 @@ def estimate(
     names = list(names)
     if len(names) != Xm.shape[1]:
         raise ValueError(f"names has {len(names)} entries but X has {Xm.shape[1]} columns")
-    _check_inf(yv, [yname])
-    _check_inf(Xm, names)
+    with np.errstate(all="ignore"):
+        all_finite = bool(np.isfinite(Xm.sum(axis=1) + yv).all()) if Xm.shape[1] else bool(np.isfinite(yv).all())
+    if not all_finite:
+        _check_inf(yv, [yname])
+        _check_inf(Xm, names)
     w = None
     if weights is not None:
         w = _as_vector(weights, "weights")
@@ -228,8 +233,8 @@ def estimate(
         if f.n_obs != n:
             raise ValueError(f"fixed effect {f.name!r} has {f.n_obs} rows but y has {n}")
     extra_arrays = {} if extra is None else dict(extra)
-    bad = np.isnan(yv)
-    if Xm.shape[1]:
+    bad = np.zeros(n, dtype=bool) if all_finite else np.isnan(yv)
+    if Xm.shape[1] and not all_finite:
         bad |= np.isnan(Xm).any(axis=1) if Xm.shape[1] > 1 else np.isnan(Xm[:, 0])
     if w is not None:
         bad |= np.isnan(w)
@@ -237,8 +242,9 @@ def estimate(
         if f.has_missing:
             bad |= f.codes < 0
     extra_factors: dict[str, Factor] = {}
+    fe_by_id = {id(arr): f for (_, arr), f in zip(fe, factors)}
     for key, arr in extra_arrays.items():
-        ef = factorize(arr, str(key))
+        ef = fe_by_id.get(id(arr)) or factorize(arr, str(key))
         if ef.n_obs != n:
             raise ValueError(f"{key!r} has {ef.n_obs} rows but y has {n}")
         if ef.has_missing:
@@ -375,6 +381,9 @@ class PanelOLS:
             raise ValueError("entity is None but entity_effects=True; pass entity ids or entity_effects=False")
         if time_effects and time is None:
             raise ValueError("time is None but time_effects=True; pass period ids or time_effects=False")
+        # factorised once and reused by every fit (cluster variables naming an effect share it)
+        entity = None if entity is None else factorize(entity, "entity")
+        time = None if time is None else factorize(time, "time")
         self.entity, self.time = entity, time
         fe: list[tuple[str, Any]] = []
         if entity_effects:
@@ -385,7 +394,7 @@ class PanelOLS:
             items = other_effects.items() if isinstance(other_effects, dict) else (
                 (f"effect{j}", v) for j, v in enumerate(other_effects)
             )
-            fe.extend((str(k), v) for k, v in items)
+            fe.extend((str(k), factorize(v, str(k))) for k, v in items)
         self.fe = fe
         self.weights = weights
         self.drop_singletons = drop_singletons

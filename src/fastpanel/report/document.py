@@ -19,7 +19,7 @@ from typing import Any
 
 from fastpanel.report.results import to_jsonable
 
-__all__ = ["Report", "ReportWriteError", "RESULTS_FILE"]
+__all__ = ["Report", "ReportWriteError", "RESULTS_FILE", "check_output_dir"]
 
 RESULTS_FILE = "results.json"
 _GENERATOR = "fastpanel"
@@ -181,6 +181,18 @@ class Report:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
+
+
+def check_output_dir(out_dir: str | os.PathLike[str]) -> None:
+    """Raise :class:`ReportWriteError` now if :meth:`Report.write` would refuse ``out_dir``.
+
+    Lets a long computation fail fast, before any work, on an unusable output location.
+    """
+    target = Path(out_dir).resolve()
+    _check_replaceable(target)
+    parent = next((p for p in [target.parent, *target.parent.parents] if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ReportWriteError(f"cannot write the report to {target}: {parent} is not a writable directory")
 
 
 def _check_replaceable(target: Path) -> None:

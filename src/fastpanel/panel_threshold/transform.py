@@ -48,6 +48,7 @@ class PanelTransform:
         if time_effects and drop_last:
             raise ValueError("time_effects=True is not available with conventions='hansen1999'")
         starts = np.concatenate(([0], np.cumsum(self.counts).astype(np.int64)))
+        self.starts = starts
         self.is_last = np.zeros(self.n, dtype=bool)
         self.is_last[starts[1:] - 1] = True
         self.keep = ~self.is_last if drop_last else np.ones(self.n, dtype=bool)
@@ -55,15 +56,14 @@ class PanelTransform:
 
     # -- the transform and its adjoint ---------------------------------------------------------
     def _demean(self, M: np.ndarray) -> np.ndarray:
+        # rows are sorted by entity: group sums by reduceat, all columns at once
         M2 = M.reshape(self.n, -1)
-        out = np.empty_like(M2)
-        for j in range(M2.shape[1]):
-            col = M2[:, j]
-            mean_e = np.bincount(self.entity, weights=col, minlength=self.n_entities) / self.counts
-            out[:, j] = col - mean_e[self.entity]
-            if self.time_effects:
-                per = np.bincount(self.time, weights=col, minlength=self.n_periods) / self.n_entities
-                out[:, j] += col.mean() - per[self.time]
+        means = np.add.reduceat(M2, self.starts[:-1], axis=0) / self.counts[:, None]
+        out = M2 - np.repeat(means, self.counts.astype(np.int64), axis=0)
+        if self.time_effects:
+            per = np.zeros((self.n_periods, M2.shape[1]))
+            np.add.at(per, self.time, M2)
+            out += M2.mean(axis=0) - (per / self.n_entities)[self.time]
         return out.reshape(M.shape)
 
     def apply(self, M: np.ndarray) -> np.ndarray:

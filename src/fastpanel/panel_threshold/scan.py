@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastpanel._backend import kernel_module
-from fastpanel.threshold.transform import PanelTransform
+from fastpanel.panel_threshold.transform import PanelTransform
 
 __all__ = ["SequenceResult", "ThresholdEngine", "run_sequence"]
 
@@ -47,7 +47,7 @@ class ThresholdEngine:
         norms = np.linalg.norm(Bt, axis=0)
         norms[norms == 0] = 1.0
         self.Bt = np.asfortranarray(Bt / norms)
-        self.Qb, _ = np.linalg.qr(self.Bt)
+        self.Qb = np.ascontiguousarray(np.linalg.qr(self.Bt)[0])
         Rb = np.linalg.qr(self.Bt, mode="r")
         Rinv = np.linalg.inv(Rb)
         self.Binv = np.ascontiguousarray(Rinv @ Rinv.T)
@@ -71,16 +71,15 @@ class ThresholdEngine:
         return self.candidates.shape[0]
 
     def residual_u(self, Yt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``u = A' M_B y~`` (threshold order) and ``e0'e0`` for transformed ``Yt`` (n_out, R)."""
-        Yt = Yt.reshape(Yt.shape[0], -1)
-        E0 = Yt - self.Qb @ (self.Qb.T @ Yt)
-        ee = np.einsum("ij,ij->j", E0, E0)
+        """``u = A' M_B y~`` (R, n; threshold order) and ``e0'e0`` for transformed ``Yt`` (n_out, R)."""
+        Yt = np.ascontiguousarray(Yt.reshape(Yt.shape[0], -1))
+        E0, ee = self.kernel.residualize(self.Qb, Yt)
         U = self.transform.adjoint(E0)[self.order]
-        return np.ascontiguousarray(U), ee
+        return np.ascontiguousarray(U.T), ee
 
     def scan(self, U: np.ndarray, ee: np.ndarray, fixed_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """S(g) (R, G) and S_F (R,) for each replicate given its fixed thresholds (R, m)."""
-        fixed_idx = np.ascontiguousarray(fixed_idx, dtype=np.int64).reshape(U.shape[1], -1)
+        fixed_idx = np.ascontiguousarray(fixed_idx, dtype=np.int64).reshape(U.shape[0], -1)
         return self.kernel.scan_batch(U, ee, self.cuts, fixed_idx, self.zs, self.h, self.grp,
                                       self.cw, self.C, self.H, self.Kcc, self.P, self.Binv)
 
@@ -107,13 +106,13 @@ def _argmin_excluding(S: np.ndarray, fixed: list[np.ndarray], window: int) -> np
 
 def run_sequence(engine: ThresholdEngine, U: np.ndarray, ee: np.ndarray, n_thresholds: int,
                  windows: tuple[int, ...], *, keep_curves: bool = False) -> SequenceResult:
-    """Hansen's sequential estimation for every replicate (column of ``U``).
+    """Hansen's sequential estimation for every replicate (row of ``U``).
 
     Stages: ``"1"`` first threshold; ``"2"`` second given the first; ``"1r"`` first refined
     given the second; ``"3"`` third given the refined first and the second. ``windows[k]`` is the
     exclusion half-width (in candidate indices) around thresholds already fixed at stage k+1.
     """
-    R = U.shape[1]
+    R = U.shape[0]
     rows = np.arange(R)
     out = SequenceResult(ssr0=ee.copy())
     S1, _ = engine.scan(U, ee, np.zeros((R, 0), dtype=np.int64))

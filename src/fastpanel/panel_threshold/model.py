@@ -21,11 +21,11 @@ from typing import Any, Literal
 import numpy as np
 
 from fastpanel._backend import resolve_backend
-from fastpanel.threshold.bootstrap import bootstrap_statistics, draw_bootstrap
-from fastpanel.threshold.grid import candidate_grid, exclusion_window
-from fastpanel.threshold.results import ThresholdResults
-from fastpanel.threshold.scan import ThresholdEngine, run_sequence
-from fastpanel.threshold.transform import PanelTransform
+from fastpanel.panel_threshold.bootstrap import bootstrap_statistics, draw_bootstrap
+from fastpanel.panel_threshold.grid import candidate_grid, exclusion_window
+from fastpanel.panel_threshold.results import ThresholdResults
+from fastpanel.panel_threshold.scan import ThresholdEngine, run_sequence
+from fastpanel.panel_threshold.transform import PanelTransform
 
 __all__ = ["ThresholdPanel", "threshold"]
 
@@ -190,7 +190,7 @@ class ThresholdPanel:
                 f"threshold_var {self.q_name!r} has {n_distinct} distinct values, which leaves "
                 f"{cand.shape[0]} candidates after trimming {trims}; {K} threshold(s) need at least "
                 f"{max(needed, 2)} candidates: lower n_thresholds or trim, or use grid='exact'")
-        name = resolve_backend(backend)
+        name = resolve_backend(backend, "threshold")
         drop_last = self.conventions == "hansen1999"
         tr = PanelTransform(self.entity_codes, self.time_codes, drop_last=drop_last,
                             time_effects=self.time_effects)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fastpanel.threshold.scan import ThresholdEngine, run_sequence
+from fastpanel.panel_threshold.scan import ThresholdEngine, run_sequence
 
 __all__ = ["draw_bootstrap", "bootstrap_statistics"]
 
