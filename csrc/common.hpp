@@ -40,8 +40,9 @@ struct MatF {
 
 // Views into NumPy arrays; the Python layer prepares arrays of the right dtype and layout,
 // these checks only guard the contract (an error here is a bug in fastpanel, not user input).
-inline MatF mat_view(py::array_t<double>& a, const char* name) {
-    py::buffer_info info = a.request(true);
+inline MatF mat_view(py::array_t<double>& a, const char* name, bool writable = true) {
+    // Inputs are only read: a read-only array (np.load mmap, pandas copy-on-write) is fine.
+    py::buffer_info info = a.request(writable);
     if (info.ndim != 2) throw std::invalid_argument(std::string(name) + " must be 2-D");
     const i64 rows = info.shape[0], cols = info.shape[1];
     const bool f_contig = (rows <= 1 || info.strides[0] == (i64)sizeof(double)) &&

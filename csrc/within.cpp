@@ -232,7 +232,7 @@ template <bool P, bool W> struct Pass2K {
 
 i64 oneway(py::array_t<double> X, py::array_t<double> out, py::array_t<i64> order,
            py::array_t<i64> starts, py::array_t<double> weights) {
-    MatF x = mat_view(X, "X"), o = mat_view(out, "out");
+    MatF x = mat_view(X, "X", false), o = mat_view(out, "out");
     if (x.rows != o.rows || x.cols != o.cols) throw std::invalid_argument("out must match X");
     const GroupArgs a = group_args(x, order, starts, weights);
     i64 n_nonfinite = 0;
@@ -244,7 +244,7 @@ i64 oneway(py::array_t<double> X, py::array_t<double> out, py::array_t<i64> orde
 py::tuple twoway_pass1(py::array_t<double> X, py::array_t<i64> order, py::array_t<i64> starts,
                        py::array_t<i64> codes_b, i64 n_b, py::array_t<double> weights,
                        bool want_schur) {
-    MatF x = mat_view(X, "X");
+    MatF x = mat_view(X, "X", false);
     const GroupArgs a = group_args(x, order, starts, weights);
     const i64* cb = vec_view(codes_b, x.rows, "codes_b");
     py::array_t<double> r({n_b, x.cols}, {sizeof(double), sizeof(double) * n_b});
@@ -265,9 +265,9 @@ py::tuple twoway_pass1(py::array_t<double> X, py::array_t<i64> order, py::array_
 void twoway_pass2(py::array_t<double> X, py::array_t<double> out, py::array_t<i64> order,
                   py::array_t<i64> starts, py::array_t<i64> codes_b, py::array_t<double> gamma,
                   py::array_t<double> weights) {
-    MatF x = mat_view(X, "X"), o = mat_view(out, "out");
+    MatF x = mat_view(X, "X", false), o = mat_view(out, "out");
     if (x.rows != o.rows || x.cols != o.cols) throw std::invalid_argument("out must match X");
-    MatF gm = mat_view(gamma, "gamma");
+    MatF gm = mat_view(gamma, "gamma", false);
     if (gm.cols != x.cols) throw std::invalid_argument("gamma must have one column per column of X");
     const GroupArgs a = group_args(x, order, starts, weights);
     const i64* cb = vec_view(codes_b, x.rows, "codes_b");

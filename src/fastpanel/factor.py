@@ -158,7 +158,7 @@ def factorize(values: Any, name: str = "ids") -> Factor:
             present = counts > 0
             levels = np.flatnonzero(present).astype(np.int64) + lo
             if present.all():  # already dense codes 0..L-1 (shifted): used as they are, read-only
-                codes = shifted.view()
+                codes = np.ascontiguousarray(shifted).view()
                 codes.flags.writeable = False
                 return Factor(codes, levels, name, _counts=counts.astype(np.int64), _missing=False)
             remap = np.cumsum(present, dtype=np.int64) - 1
