@@ -55,7 +55,7 @@ def _progress(total: int, enabled: bool, desc: str):
 
 def bootstrap_statistics(engine: ThresholdEngine, k: int, fitted: np.ndarray, resid: np.ndarray,
                          draws: np.ndarray, kind: str, windows: tuple[int, ...],
-                         statistic: Callable, *, chunk: int = 64, progress: bool = False) -> np.ndarray:
+                         statistic: Callable, *, chunk: int | None = None, progress: bool = False) -> np.ndarray:
     """F statistics of the k-th test on every bootstrap replicate.
 
     Parameters
@@ -67,7 +67,8 @@ def bootstrap_statistics(engine: ThresholdEngine, k: int, fitted: np.ndarray, re
     kind : "residual" or "wild".
     windows : exclusion windows per stage.
     statistic : ``statistic(seq, k) -> (R,)`` F statistics from a :class:`SequenceResult`.
-    chunk : replicates per batch.
+    chunk : replicates per batch; by default as many as keep each (replicate x observation)
+        and (replicate x candidate) array of a batch near 128 MB (at most 64).
     progress : show a tqdm bar when stderr is a terminal.
 
     Returns
@@ -77,6 +78,10 @@ def bootstrap_statistics(engine: ThresholdEngine, k: int, fitted: np.ndarray, re
     tr = engine.transform
     ent_t = tr.entity[tr.keep]
     R = draws.shape[0]
+    if chunk is None:
+        # A batch holds several (chunk x n) and (chunk x G) float64 arrays: bound their size so
+        # that a 1M-observation panel with an exact grid stays within a few hundred MB.
+        chunk = int(np.clip(16_000_000 // max(tr.n_out, engine.n_candidates, 1), 1, 64))
     out = np.empty(R)
     bar = _progress(R, progress, f"bootstrap F{k}")
     if kind == "residual":

@@ -193,7 +193,7 @@ class ThresholdPanel:
         name = resolve_backend(backend, "threshold")
         drop_last = self.conventions == "hansen1999"
         tr = PanelTransform(self.entity_codes, self.time_codes, drop_last=drop_last,
-                            time_effects=self.time_effects)
+                            time_effects=self.time_effects, backend=name)
         B = np.column_stack([self.X, self.Z])
         engine = ThresholdEngine(tr, B, self.Z, self.q, cand, strict=strict, backend=name)
         # a regime with too few observations makes the slopes unidentified

@@ -20,6 +20,9 @@ from fastpanel.panel_threshold.transform import PanelTransform
 
 __all__ = ["SequenceResult", "ThresholdEngine", "run_sequence"]
 
+# Entries of a residualisation batch from which BLAS beats the kernel's loop form.
+_BLAS_MIN = 2_000_000
+
 
 class ThresholdEngine:
     """Precomputed state of the sweep for one data set (rows sorted by entity, time).
@@ -72,10 +75,21 @@ class ThresholdEngine:
 
     def residual_u(self, Yt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``u = A' M_B y~`` (R, n; threshold order) and ``e0'e0`` for transformed ``Yt`` (n_out, R)."""
-        Yt = np.ascontiguousarray(Yt.reshape(Yt.shape[0], -1))
-        E0, ee = self.kernel.residualize(self.Qb, Yt)
-        U = self.transform.adjoint(E0)[self.order]
-        return np.ascontiguousarray(U.T), ee
+        Yt = Yt.reshape(Yt.shape[0], -1)
+        if Yt.size >= _BLAS_MIN:
+            # Large batches: two GEMMs (Qb' Y, then Y - Qb C) at BLAS speed, kept in Fortran
+            # order (one column per replicate) for the within kernels of the adjoint; the
+            # kernel's loop form serves the many small products where BLAS threads only spin.
+            Yf = np.asfortranarray(Yt)
+            coef = self.Qb.T @ Yf
+            E0 = Yf - (coef.T @ self.Qb.T).T
+            ee = np.einsum("ij,ij->j", E0, E0)
+        else:
+            E0, ee = self.kernel.residualize(self.Qb, np.ascontiguousarray(Yt))
+        V = np.asarray(self.transform.adjoint(E0)).reshape(E0.shape[0], -1)
+        # (R, n) in threshold order: a gather along the contiguous axis of each replicate.
+        U = np.take(V.T, self.order, axis=1)
+        return U, ee
 
     def scan(self, U: np.ndarray, ee: np.ndarray, fixed_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """S(g) (R, G) and S_F (R,) for each replicate given its fixed thresholds (R, m)."""

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastpanel.fixed_effects import FixedEffects
+from fastpanel.within import within
+
 __all__ = ["PanelTransform"]
 
 
@@ -34,9 +37,12 @@ class PanelTransform:
         Delete each entity's last row after demeaning (Hansen's convention).
     time_effects : bool
         Two-way (entity and period) effects; needs a balanced panel.
+    backend : str, optional
+        Backend of the within kernels that apply the demeaning (default: the process default).
     """
 
-    def __init__(self, entity: np.ndarray, time: np.ndarray, *, drop_last: bool, time_effects: bool):
+    def __init__(self, entity: np.ndarray, time: np.ndarray, *, drop_last: bool, time_effects: bool,
+                 backend: str | None = None):
         self.entity = np.asarray(entity, dtype=np.int64)
         self.time = np.asarray(time, dtype=np.int64)
         self.n = self.entity.shape[0]
@@ -53,18 +59,16 @@ class PanelTransform:
         self.is_last[starts[1:] - 1] = True
         self.keep = ~self.is_last if drop_last else np.ones(self.n, dtype=bool)
         self.n_out = int(self.keep.sum())
+        self.backend = backend
+        ids = [self.entity, self.time] if time_effects else [self.entity]
+        self._fe = FixedEffects(ids)
 
     # -- the transform and its adjoint ---------------------------------------------------------
     def _demean(self, M: np.ndarray) -> np.ndarray:
-        # rows are sorted by entity: group sums by reduceat, all columns at once
+        # The within kernels: one-way, or the exact balanced two-way closed form, all columns
+        # at once in one or two reads of M.
         M2 = M.reshape(self.n, -1)
-        means = np.add.reduceat(M2, self.starts[:-1], axis=0) / self.counts[:, None]
-        out = M2 - np.repeat(means, self.counts.astype(np.int64), axis=0)
-        if self.time_effects:
-            per = np.zeros((self.n_periods, M2.shape[1]))
-            np.add.at(per, self.time, M2)
-            out += M2.mean(axis=0) - (per / self.n_entities)[self.time]
-        return out.reshape(M.shape)
+        return within(M2, self._fe, backend=self.backend).reshape(M.shape)
 
     def apply(self, M: np.ndarray) -> np.ndarray:
         """``A M`` for ``M`` of shape (n,) or (n, p)."""
