@@ -86,7 +86,8 @@ class ThresholdEngine:
             ee = np.einsum("ij,ij->j", E0, E0)
         else:
             E0, ee = self.kernel.residualize(self.Qb, np.ascontiguousarray(Yt))
-        V = np.asarray(self.transform.adjoint(E0)).reshape(E0.shape[0], -1)
+        V = np.asarray(self.transform.adjoint(E0))
+        V = V.reshape(V.shape[0], -1)
         # (R, n) in threshold order: a gather along the contiguous axis of each replicate.
         U = np.take(V.T, self.order, axis=1)
         return U, ee
