@@ -93,7 +93,7 @@ def _solve_psd(schur: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 def _twoway_direct(
-    X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType
+    X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, str | None]:
     a, b = sorted(fe.factors, key=lambda f: f.n_levels, reverse=True)
     w_arg = _EMPTY_F64 if w is None else w
@@ -103,7 +103,7 @@ def _twoway_direct(
         return X, None
     # Balanced, unweighted: S = n_A (I - 11'/n_B) and r sums to zero, so gamma = r / n_A.
     gamma = np.asfortranarray(r / a.n_levels) if balanced else _solve_psd(schur, r)
-    out = np.empty_like(X, order="F")
+    out = np.empty_like(X, order="F") if out is None else out
     kern.twoway_pass2(X, out, _order_arg(a), a.group_starts, b.codes, gamma, w_arg)
     return out, "twoway-balanced" if balanced else "twoway-direct"
 
@@ -121,7 +121,8 @@ def _schur_matvec(
 
 
 def _twoway_cg(
-    X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, maxiter: int
+    X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, maxiter: int,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, int, bool, float]:
     """Two-way transform when both dimensions are large: the Schur system S gamma = r is
     solved by conjugate gradients preconditioned with D_B (Jacobi on the B block), each
@@ -157,7 +158,7 @@ def _twoway_cg(
         beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
         direction = z + beta * direction
         rz = rz_new
-    out = np.empty_like(X, order="F")
+    out = np.empty_like(X, order="F") if out is None else out
     kern.twoway_pass2(X, out, _order_arg(a), a.group_starts, b.codes, np.asfortranarray(gamma), w_arg)
     return out, it, rel <= goal, rel
 
@@ -210,6 +211,7 @@ def within(
     maxiter: int = 10_000,
     drop_missing: bool = False,
     return_info: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, WithinInfo]:
     """Within-transform X: remove its projection on one or more sets of fixed effects.
 
@@ -237,6 +239,10 @@ def within(
         False such rows raise ``ValueError``.
     return_info : bool, default False
         Also return a :class:`WithinInfo` describing the method, backend and iterations.
+    out : ndarray, optional
+        Fortran-ordered float64 array of X's 2-D shape to write the result into; it may be X
+        itself, which then is overwritten (the only case in which fastpanel modifies its
+        input). Saves one copy of X on large data.
 
     Returns
     -------
@@ -254,6 +260,13 @@ def within(
     """
     Xf, was_1d = as_float_matrix(X, "X")
     n = Xf.shape[0]
+    if out is not None:
+        if not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.flags.f_contiguous
+                and out.shape == Xf.shape and out.flags.writeable):
+            raise ValueError(
+                f"out must be a writeable Fortran-ordered float64 array of shape {Xf.shape}; "
+                "allocate it with np.empty(shape, order='F')"
+            )
     fe = FixedEffects(ids)
     if fe.n_obs != n:
         raise ValueError(f"ids have {fe.n_obs} rows but X has {n}; pass one id per row of X")
@@ -271,9 +284,12 @@ def within(
     if bad_ids is None and bad_w is None:
         # Optimistic path: the kernels report non-finite group totals, which replaces a
         # separate validation pass over X; the rows are located only when something is wrong.
-        out, method, iterations, converged, change = _transform(Xf, fe, w, kern, tol, maxiter)
+        result, method, iterations, converged, change = _transform(Xf, fe, w, kern, tol, maxiter, out)
         if method is not None:
-            return _finish(out, was_1d, return_info, WithinInfo(method, name, 0, iterations, converged, change), maxiter, tol)
+            return _finish(result, was_1d, return_info, WithinInfo(method, name, 0, iterations, converged, change), maxiter, tol)
+        if out is not None and np.shares_memory(out, Xf):
+            raise ValueError("X has NaN/inf values and out is X: the input is already overwritten; "
+                             "clean X first or do not transform in place")
     bad_x = nonfinite_rows(Xf)
     bad = bad_x.copy()
     for extra in (bad_ids, bad_w):
@@ -299,42 +315,49 @@ def within(
     if n_bad == n:
         raise ValueError("every row has a missing value in X, ids or weights: nothing to transform")
     keep = ~bad
-    out, method, iterations, converged, change = _transform(
+    part, method, iterations, converged, change = _transform(
         np.asfortranarray(Xf[keep]), fe.subset(keep), w[keep] if w is not None else None, kern, tol, maxiter
     )
     assert method is not None, "rows with NaN/inf were removed"
-    full = np.full((n, out.shape[1]), np.nan, order="F")
-    full[keep] = out
+    full = np.full((n, part.shape[1]), np.nan, order="F") if out is None else out
+    full[~keep] = np.nan
+    full[keep] = part
     return _finish(full, was_1d, return_info, WithinInfo(method, name, n_bad, iterations, converged, change), maxiter, tol)
 
 
 def _transform(
-    X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, tol: float, maxiter: int
+    X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, tol: float, maxiter: int,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str | None, int, bool, float]:
-    """Run the method that fits the fixed-effect structure; method None means X was not finite."""
-    iterations, converged, change = 0, True, 0.0
+    """Run the method that fits the fixed-effect structure; method None means X was not finite.
+
+    ``out`` (optional, may be X) receives the result; the exact methods write it directly.
+    """
     w_arg = _EMPTY_F64 if w is None else w
     if fe.n_ways == 1:
         f = fe.factors[0]
-        out = np.empty_like(X, order="F")
-        if kern.oneway(X, out, _order_arg(f), f.group_starts, w_arg):
-            return out, None, 0, True, 0.0
-        return out, "oneway", 0, True, 0.0
+        dst = np.empty_like(X, order="F") if out is None else out
+        if kern.oneway(X, dst, _order_arg(f), f.group_starts, w_arg):
+            return dst, None, 0, True, 0.0
+        return dst, "oneway", 0, True, 0.0
     if fe.n_ways == 2 and min(f.n_levels for f in fe.factors) <= DIRECT_MAX_LEVELS:
-        out, method = _twoway_direct(X, fe, w, kern)
-        return out, method, 0, True, 0.0
+        res, method = _twoway_direct(X, fe, w, kern, out)
+        return res, method, 0, True, 0.0
     if fe.n_ways == 2:
-        out_cg, iterations, converged, change = _twoway_cg(X, fe, w, kern, maxiter)
-        if out_cg is None:
+        res_cg, iterations, converged, change = _twoway_cg(X, fe, w, kern, maxiter, out)
+        if res_cg is None:
             return X, None, 0, True, 0.0
-        return out_cg, "twoway-cg", iterations, converged, change
+        return res_cg, "twoway-cg", iterations, converged, change
     first = fe.factors[0]
     probe = np.empty_like(X, order="F")
     if kern.oneway(X, probe, _order_arg(first), first.group_starts, w_arg):
         return probe, None, 0, True, 0.0
     del probe
-    out, iterations, converged, change = _alternating_projections(X, fe, w, kern, tol, maxiter)
-    return out, "alternating-projections", iterations, converged, change
+    res, iterations, converged, change = _alternating_projections(X, fe, w, kern, tol, maxiter)
+    if out is not None:
+        out[...] = res
+        res = out
+    return res, "alternating-projections", iterations, converged, change
 
 
 def _finish(

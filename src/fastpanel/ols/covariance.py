@@ -69,6 +69,7 @@ __all__ = [
     "parse_vcov",
     "bartlett_meat",
     "cluster_meat",
+    "score_group_sums",
     "hc_scores",
 ]
 
@@ -156,6 +157,18 @@ def cluster_meat(scores: np.ndarray, codes: np.ndarray, n_groups: int, factor=No
     else:
         sums = group_sums(scores, codes, n_groups)
     return sums.T @ sums
+
+
+def score_group_sums(X: np.ndarray, u: np.ndarray, codes: np.ndarray, n_groups: int, factor=None) -> np.ndarray:
+    """Per-group sums of the scores ``x_i u_i`` (n_groups x k), one column at a time, so no
+    n x k score matrix is formed (it would be one more copy of X on a large panel)."""
+    segmented = factor is not None and factor.is_sorted and n_groups > 0
+    cols = []
+    for j in range(X.shape[1]):
+        s = X[:, j] * u
+        cols.append(np.add.reduceat(s, factor.group_starts[:-1]) if segmented
+                    else np.bincount(codes, weights=s, minlength=n_groups))
+    return np.column_stack(cols) if cols else np.zeros((n_groups, 0))
 
 
 def bartlett_meat(scores: np.ndarray, time_codes: np.ndarray, n_periods: int, lags: int) -> np.ndarray:
@@ -329,14 +342,14 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
             return n / (n - K) * V0, df_resid
         return V0, df_resid
     if kind == "CRV1":
-        scores = X * u[:, None]
         parts = [(c, 1.0) for c in clusters]
         if len(clusters) == 2:
             parts.append((_intersection(*clusters), -1.0))
         g_min = min(c.n_levels for c in clusters)
         V = np.zeros_like(bread)
         for c, sign in parts:
-            Vc = sandwich(bread, cluster_meat(scores, c.codes, c.n_levels, c))
+            sums = score_group_sums(X, u, c.codes, c.n_levels, c)
+            Vc = sandwich(bread, sums.T @ sums)
             if ssc == "fixest":
                 factor = (n - 1) / (n - K) * g_min / (g_min - 1)
             elif ssc == "statsmodels":

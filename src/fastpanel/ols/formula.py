@@ -63,16 +63,18 @@ def _required(formula: str) -> list[str]:
     return [v for v in names if v not in _NAMESPACE and not hasattr(builtins, v)]
 
 
-def _design(lhs: str, rhs: str, df: pd.DataFrame, has_fe: bool) -> tuple[np.ndarray, np.ndarray, list[str], bool]:
-    """y, X, names and whether X holds an intercept."""
+def _design(lhs: str, rhs: str, df: pd.DataFrame, has_fe: bool) -> tuple[np.ndarray, np.ndarray, list[str], bool, np.ndarray | None]:
+    """y, X, names, whether X holds an intercept, and the Fortran buffer ``[y, X]`` when y and
+    X are column views of one (so that the within transform can run in place)."""
     terms = [t.strip() for t in rhs.split("+")]
     simple = all(_IDENT.match(t) or t in ("0", "1", "-1") for t in terms) and _IDENT.match(lhs)
     if simple:
         cols = [t for t in terms if t not in ("0", "1", "-1")]
         no_const = "0" in terms or "-1" in rhs
         if all(c in df.columns and pd.api.types.is_numeric_dtype(df[c]) for c in cols + [lhs]):
-            y = df[lhs].to_numpy(dtype=np.float64, na_value=np.nan)
-            X = np.empty((len(df), len(cols) + (0 if (has_fe or no_const) else 1)), order="F")
+            buf = np.empty((len(df), 1 + len(cols) + (0 if (has_fe or no_const) else 1)), order="F")
+            buf[:, 0] = df[lhs].to_numpy(dtype=np.float64, na_value=np.nan)
+            y, X = buf[:, 0], buf[:, 1:]
             start = 0
             names = list(cols)
             if not (has_fe or no_const):
@@ -81,7 +83,7 @@ def _design(lhs: str, rhs: str, df: pd.DataFrame, has_fe: bool) -> tuple[np.ndar
                 names = ["Intercept", *cols]
             for j, c in enumerate(cols):
                 X[:, start + j] = df[c].to_numpy(dtype=np.float64, na_value=np.nan)
-            return y, X, names, start == 1
+            return y, X, names, start == 1, buf
     import formulaic
 
     mm = formulaic.model_matrix(f"{lhs} ~ {rhs}", df, na_action="ignore")
@@ -94,7 +96,7 @@ def _design(lhs: str, rhs: str, df: pd.DataFrame, has_fe: bool) -> tuple[np.ndar
         X = np.delete(X, j, axis=1)
         names.pop(j)
         has_int = False
-    return np.asarray(y_mat, dtype=np.float64)[:, 0], X, names, has_int
+    return np.asarray(y_mat, dtype=np.float64)[:, 0], X, names, has_int, None
 
 
 def feols(
@@ -177,7 +179,7 @@ def feols(
         raise ValueError("vcov={'DK': lags} needs the period column: pass time='year' (the column name)")
 
     def fit_one(frame: pd.DataFrame) -> OLSResults:
-        y, X, names, has_int = _design(lhs, rhs, frame, bool(fes))
+        y, X, names, has_int, buf = _design(lhs, rhs, frame, bool(fes))
         extra = {f"__cluster__{c}": frame[c].to_numpy() for c in cluster_cols}
         if time is not None:
             extra["__time__"] = frame[time].to_numpy()
@@ -185,7 +187,7 @@ def feols(
             y, X, names, lhs, [(f, frame[f].to_numpy()) for f in fes],
             weights=None if weights is None else frame[weights].to_numpy(dtype=np.float64, na_value=np.nan),
             extra=extra, drop_singletons_=drop_singletons, has_intercept=has_int, backend=backend,
-            collin_tol=collin_tol,
+            collin_tol=collin_tol, work=buf, keep_raw=spec.kind == "CRV3",
         )
         return OLSResults(state, spec, ssc)
 

@@ -57,6 +57,7 @@ class FitState:
     extra: dict[str, Any] = field(default_factory=dict)  # cleaned cluster / time arrays
     y_raw: np.ndarray | None = None
     X_raw: np.ndarray | None = None
+    pooled_ssr: float | None = None  # SSR of pooled OLS with an intercept (when X_raw is not kept)
     _fe_df_exact: int | None = None
 
     @property
@@ -198,8 +199,16 @@ def estimate(
     backend: str | None = None,
     collin_tol: float = 1e-10,
     n_dropped_before: int = 0,
+    work: np.ndarray | None = None,
+    keep_raw: bool = True,
 ) -> FitState:
-    """Clean, transform and solve; see the module docstring."""
+    """Clean, transform and solve; see the module docstring.
+
+    ``work`` is an optional caller-owned Fortran buffer holding ``[y, X]`` (``y`` and ``X`` are
+    its column views). With ``keep_raw=False`` and no row removed, it is within-transformed in
+    place and the untransformed data are summarised by their moments instead of being kept,
+    which saves two copies of X on large panels.
+    """
     yv = _as_vector(y, "y")
     n = yv.shape[0]
     Xm = np.asarray(X)
@@ -273,26 +282,41 @@ def estimate(
         )
 
     backend_used = "numpy"
-    if factors:
-        stacked = np.empty((nobs, 1 + Xm.shape[1]), order="F")
-        stacked[:, 0] = yv
-        stacked[:, 1:] = Xm
-        out, info = within(stacked, fixed_effects_of(factors), weights=w, backend=backend, return_info=True)
+    in_place = (
+        factors and work is not None and not keep_raw and nobs == work.shape[0]
+        and work.flags.f_contiguous and work.shape[1] == 1 + Xm.shape[1]
+    )
+    pooled_ssr = None
+    if in_place:
+        total_w, means, centered = _raw_moments(work, w)
+        tss = float(centered[0, 0])
+        ref = np.diag(centered)[1:] + total_w * means[1:] ** 2
+        pooled_ssr = _pooled_ssr(centered)
+        out, info = within(work, fixed_effects_of(factors), weights=w, backend=backend, return_info=True, out=work)
         backend_used = info.backend
         yt, Xt = out[:, 0], out[:, 1:]
     else:
-        yt, Xt = yv, np.asfortranarray(Xm)
+        if factors:
+            stacked = np.empty((nobs, 1 + Xm.shape[1]), order="F")
+            stacked[:, 0] = yv
+            stacked[:, 1:] = Xm
+            out, info = within(stacked, fixed_effects_of(factors), weights=w, backend=backend, return_info=True, out=stacked)
+            backend_used = info.backend
+            yt, Xt = out[:, 0], out[:, 1:]
+        else:
+            yt, Xt = yv, np.asfortranarray(Xm)
+        if w is not None:
+            ref = np.einsum("ij,ij->j", Xm * w[:, None], Xm)
+            ybar = float(np.dot(w, yv) / w.sum())
+            tss = float(np.dot(w, (yv - ybar) ** 2))
+        else:
+            ref = np.einsum("ij,ij->j", Xm, Xm)
+            ybar = float(yv.mean())
+            tss = float(np.dot(yv - ybar, yv - ybar))
     if w is not None:
         sw = np.sqrt(w)
         yt = yt * sw
         Xt = Xt * sw[:, None]
-        ref = np.einsum("ij,ij->j", Xm * w[:, None], Xm)
-        ybar = float(np.dot(w, yv) / w.sum())
-        tss = float(np.dot(w, (yv - ybar) ** 2))
-    else:
-        ref = np.einsum("ij,ij->j", Xm, Xm)
-        ybar = float(yv.mean())
-        tss = float(np.dot(yv - ybar, yv - ybar))
 
     params, bread, kept = _solve(Xt, yt, ref, names, collin_tol)
     dropped = [names[j] for j in range(len(names)) if j not in kept]
@@ -317,8 +341,40 @@ def estimate(
         tss_within=tss_within, tss=tss, nobs=nobs, n_dropped=n_nan + n_dropped_before,
         n_singletons=n_single, fe_factors=factors, fe_names=[name for name, _ in fe], weights=w,
         has_intercept=has_intercept, dropped=dropped, backend=backend_used,
-        extra=extra_factors, y_raw=yv, X_raw=Xm[:, kept] if dropped else Xm,
+        extra=extra_factors,
+        y_raw=None if in_place else yv,
+        X_raw=None if in_place else (Xm[:, kept] if dropped else Xm),
+        pooled_ssr=pooled_ssr,
     )
+
+
+def _raw_moments(Z: np.ndarray, w: np.ndarray | None, chunk: int = 1 << 18) -> tuple[float, np.ndarray, np.ndarray]:
+    """(sum of weights, weighted column means, weighted centred cross-products) of Z.
+
+    Centring before the cross-products keeps the pooled regression accurate when columns
+    have large means; rows are processed in chunks so the temporaries stay small.
+    """
+    if w is None:
+        total = float(Z.shape[0])
+        means = Z.sum(axis=0) / total
+    else:
+        total = float(w.sum())
+        means = (w @ Z) / total
+    cross = np.zeros((Z.shape[1], Z.shape[1]))
+    for start in range(0, Z.shape[0], chunk):
+        Zc = Z[start:start + chunk] - means
+        cross += (Zc if w is None else Zc * w[start:start + chunk, None]).T @ Zc
+    return total, means, cross
+
+
+def _pooled_ssr(centered: np.ndarray) -> float:
+    """SSR of the pooled regression of column 0 on the others with an intercept, from the
+    centred cross-products (pseudo-inverse: collinear columns are harmless here)."""
+    cxx, cxy = centered[1:, 1:], centered[1:, 0]
+    if cxx.shape[0] == 0:
+        return float(centered[0, 0])
+    beta = np.linalg.pinv(cxx, rcond=1e-12, hermitian=True) @ cxy
+    return float(centered[0, 0] - cxy @ beta)
 
 
 class PanelOLS:

@@ -95,16 +95,19 @@ class OLSResults:
         s = self._state
         if not s.fe_factors:
             return {"stat": np.nan, "pvalue": np.nan, "df_num": 0, "df_denom": self.df_resid}
-        Xr = s.X_raw
-        ones = np.ones((s.nobs, 1))
-        Z = np.hstack([ones, Xr])
-        y = s.y_raw
-        if s.weights is not None:
-            sw = np.sqrt(s.weights)
-            Z, y = Z * sw[:, None], y * sw
-        beta = np.linalg.lstsq(Z, y, rcond=None)[0]
-        r = y - Z @ beta
-        ssr_pooled = float(r @ r)
+        if s.X_raw is None:  # transformed in place: the pooled fit was solved from moments
+            ssr_pooled = float(s.pooled_ssr)
+        else:
+            Xr = s.X_raw
+            ones = np.ones((s.nobs, 1))
+            Z = np.hstack([ones, Xr])
+            y = s.y_raw
+            if s.weights is not None:
+                sw = np.sqrt(s.weights)
+                Z, y = Z * sw[:, None], y * sw
+            beta = np.linalg.lstsq(Z, y, rcond=None)[0]
+            r = y - Z @ beta
+            ssr_pooled = float(r @ r)
         d1 = (s.fe_df_exact if self.ssc == "statsmodels" else s.fe_df_fixest) - 1
         stat = ((ssr_pooled - s.ssr) / d1) / (s.ssr / self.df_resid)
         return {"stat": stat, "pvalue": float(stats.f.sf(stat, d1, self.df_resid)), "df_num": d1, "df_denom": self.df_resid}
