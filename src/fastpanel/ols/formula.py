@@ -180,11 +180,20 @@ def feols(
 
     def fit_one(frame: pd.DataFrame) -> OLSResults:
         y, X, names, has_int, buf = _design(lhs, rhs, frame, bool(fes))
-        extra = {f"__cluster__{c}": frame[c].to_numpy() for c in cluster_cols}
+        # One array object per column: a cluster or period column that is also a fixed effect
+        # then shares its factorisation (and is recognised as nested at no cost).
+        arrays: dict[str, np.ndarray] = {}
+
+        def column(name: str) -> np.ndarray:
+            if name not in arrays:
+                arrays[name] = frame[name].to_numpy()
+            return arrays[name]
+
+        extra = {f"__cluster__{c}": column(c) for c in cluster_cols}
         if time is not None:
-            extra["__time__"] = frame[time].to_numpy()
+            extra["__time__"] = column(time)
         state = estimate(
-            y, X, names, lhs, [(f, frame[f].to_numpy()) for f in fes],
+            y, X, names, lhs, [(f, column(f)) for f in fes],
             weights=None if weights is None else frame[weights].to_numpy(dtype=np.float64, na_value=np.nan),
             extra=extra, drop_singletons_=drop_singletons, has_intercept=has_int, backend=backend,
             collin_tol=collin_tol, work=buf, keep_raw=spec.kind == "CRV3",

@@ -141,11 +141,18 @@ def drop_singletons(factors: list[Factor], keep: np.ndarray) -> np.ndarray:
 
 
 def _solve(
-    X: np.ndarray, y: np.ndarray, ref: np.ndarray, names: list[str], collin_tol: float
+    X: np.ndarray, y: np.ndarray, ref: np.ndarray, names: list[str], collin_tol: float,
+    gram: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Cholesky solve with a sequential (rank-revealing) fallback; returns params, bread, kept."""
-    A = X.T @ X
-    b = X.T @ y
+    """Cholesky solve with a sequential (rank-revealing) fallback; returns params, bread, kept.
+
+    ``gram``, when given, is the cross-product matrix of ``[y, X]`` (saves two passes).
+    """
+    if gram is not None:
+        A, b = gram[1:, 1:], gram[1:, 0]
+    else:
+        A = X.T @ X
+        b = X.T @ y
     k = A.shape[0]
     kept = list(range(k))
     thresh = collin_tol * np.maximum(ref, np.finfo(float).tiny)
@@ -222,8 +229,18 @@ def estimate(
     names = list(names)
     if len(names) != Xm.shape[1]:
         raise ValueError(f"names has {len(names)} entries but X has {Xm.shape[1]} columns")
+    moments = None
+    if work is not None and not keep_raw and work.flags.f_contiguous and work.shape == (n, 1 + Xm.shape[1]):
+        # The raw moments (needed anyway when transforming in place) double as the NaN/inf
+        # check: any non-finite value makes them non-finite, so clean data need no extra pass.
+        with np.errstate(all="ignore"):
+            moments = _raw_moments(work, None if weights is None else _as_vector(weights, "weights"))
     with np.errstate(all="ignore"):
-        all_finite = bool(np.isfinite(Xm.sum(axis=1) + yv).all()) if Xm.shape[1] else bool(np.isfinite(yv).all())
+        if moments is not None and np.isfinite(moments[1]).all() and np.isfinite(moments[2]).all():
+            all_finite = True
+        else:
+            moments = None
+            all_finite = bool(np.isfinite(Xm.sum(axis=1) + yv).all()) if Xm.shape[1] else bool(np.isfinite(yv).all())
     if not all_finite:
         _check_inf(yv, [yname])
         _check_inf(Xm, names)
@@ -287,14 +304,17 @@ def estimate(
         and work.flags.f_contiguous and work.shape[1] == 1 + Xm.shape[1]
     )
     pooled_ssr = None
+    gram = None
     if in_place:
-        total_w, means, centered = _raw_moments(work, w)
+        total_w, means, centered = moments if moments is not None else _raw_moments(work, w)
         tss = float(centered[0, 0])
         ref = np.diag(centered)[1:] + total_w * means[1:] ** 2
         pooled_ssr = _pooled_ssr(centered)
         out, info = within(work, fixed_effects_of(factors), weights=w, backend=backend, return_info=True, out=work)
         backend_used = info.backend
         yt, Xt = out[:, 0], out[:, 1:]
+        if w is None:  # one BLAS pass gives X'X, X'y and y'y of the transformed data
+            gram = out.T @ out
     else:
         if factors:
             stacked = np.empty((nobs, 1 + Xm.shape[1]), order="F")
@@ -318,7 +338,7 @@ def estimate(
         yt = yt * sw
         Xt = Xt * sw[:, None]
 
-    params, bread, kept = _solve(Xt, yt, ref, names, collin_tol)
+    params, bread, kept = _solve(Xt, yt, ref, names, collin_tol, gram)
     dropped = [names[j] for j in range(len(names)) if j not in kept]
     if dropped:
         warnings.warn(
@@ -333,7 +353,7 @@ def estimate(
     u = yt - Xt @ params if len(kept) else yt.copy()
     ssr = float(u @ u)
     if factors:
-        tss_within = float(yt @ yt)
+        tss_within = float(gram[0, 0]) if gram is not None else float(yt @ yt)
     else:
         tss_within = tss
     return FitState(
@@ -355,8 +375,11 @@ def _raw_moments(Z: np.ndarray, w: np.ndarray | None, chunk: int = 1 << 18) -> t
     have large means; rows are processed in chunks so the temporaries stay small.
     """
     if w is None:
+        # One BLAS pass: the Gram matrix, centred afterwards. The cancellation error is about
+        # eps * (mean / sd)^2 relative, negligible for the sums of squares it serves.
         total = float(Z.shape[0])
         means = Z.sum(axis=0) / total
+        return total, means, Z.T @ Z - total * np.outer(means, means)
     else:
         total = float(w.sum())
         means = (w @ Z) / total
