@@ -30,6 +30,10 @@ namespace {
 // Below this many matrix entries a pass takes microseconds and waking threads costs more
 // than it saves (and on a loaded machine a straggler thread can cost milliseconds).
 constexpr i64 kParallelMin = 200000;
+// Groups per scheduling chunk: dynamic scheduling keeps both cores busy when the machine is
+// shared (a static split waits for the slowest thread), and chunks this large keep each
+// thread streaming through contiguous memory.
+constexpr i64 kGroupChunk = 2048;
 
 template <bool Permuted>
 inline i64 row_at(const i64* order_N, i64 pos) {
@@ -41,7 +45,7 @@ void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G
                  const double* w_N, i64* n_nonfinite) {
     const i64 n = X.rows, p = X.cols;
     i64 bad = 0;
-#pragma omp parallel for schedule(static) reduction(+ : bad) if (n * p > kParallelMin)
+#pragma omp parallel for schedule(dynamic, kGroupChunk) reduction(+ : bad) if (n * p > kParallelMin)
     for (i64 g = 0; g < n_groups; ++g) {
         const i64 s = starts_G[g], e = starts_G[g + 1];
         double weight_sum = 0.0;
@@ -87,7 +91,7 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
         double* s_t = want_schur ? s_local.data() + static_cast<size_t>(t) * n_b * n_b : nullptr;
         std::vector<i64> b_buf;
         std::vector<double> w_buf;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, kGroupChunk)
         for (i64 g = 0; g < n_groups; ++g) {
             const i64 s = starts_G[g], e = starts_G[g + 1];
             double weight_sum = 0.0;
@@ -156,7 +160,7 @@ template <bool Permuted, bool Weighted>
 void pass2_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
                 const i64* codes_b_N, i64 n_b, const double* w_N, const double* gamma_B) {
     const i64 n = X.rows, p = X.cols;
-#pragma omp parallel for schedule(static) if (n * p > kParallelMin)
+#pragma omp parallel for schedule(dynamic, kGroupChunk) if (n * p > kParallelMin)
     for (i64 g = 0; g < n_groups; ++g) {
         const i64 s = starts_G[g], e = starts_G[g + 1];
         double weight_sum = 0.0;
