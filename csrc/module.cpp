@@ -4,6 +4,8 @@
 namespace fastpanel {
 void register_factor(py::module_& m);
 void register_within(py::module_& m);
+void register_threshold(py::module_& m);
+void register_ols(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -17,4 +19,6 @@ PYBIND11_MODULE(_core, m) {
 #endif
     fastpanel::register_factor(m);
     fastpanel::register_within(m);
+    fastpanel::register_threshold(m);
+    fastpanel::register_ols(m);
 }

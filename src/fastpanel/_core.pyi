@@ -28,3 +28,31 @@ def within_twoway_pass2(
     gamma: np.ndarray,
     weights: np.ndarray,
 ) -> None: ...
+def threshold_precompute(
+    zs: np.ndarray,
+    h: np.ndarray,
+    grp: np.ndarray,
+    cw: np.ndarray,
+    C: np.ndarray,
+    As: np.ndarray,
+    cuts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def threshold_residualize(Qb: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+def threshold_scan_batch(
+    U: np.ndarray,
+    ee: np.ndarray,
+    cuts: np.ndarray,
+    fixed_idx: np.ndarray,
+    zs: np.ndarray,
+    h: np.ndarray,
+    grp: np.ndarray,
+    cw: np.ndarray,
+    C: np.ndarray,
+    H: np.ndarray,
+    Kcc: np.ndarray,
+    P: np.ndarray,
+    Binv: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]: ...
+def ols_cluster_scores(
+    Zyx: np.ndarray, beta: np.ndarray, order: np.ndarray, group_starts: np.ndarray
+) -> tuple[np.ndarray, float]: ...

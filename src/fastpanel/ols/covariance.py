@@ -171,6 +171,21 @@ def score_group_sums(X: np.ndarray, u: np.ndarray, codes: np.ndarray, n_groups: 
     return np.column_stack(cols) if cols else np.zeros((n_groups, 0))
 
 
+def _cluster_score_sums(state, factor) -> np.ndarray:
+    """Cluster sums of the scores: one fused C++ pass over the transformed [y, X] buffer when
+    the fit kept it (unweighted in-place fits), else column by column from the residuals."""
+    if state.zyx is not None:
+        from fastpanel import _core
+
+        order = factor.order
+        sums, _ = _core.ols_cluster_scores(
+            state.zyx, state.coef_all, np.empty(0, dtype=np.int64) if order is None else order,
+            factor.group_starts,
+        )
+        return sums[:, state.kept_all]
+    return score_group_sums(state.X, state.resid(), factor.codes, factor.n_levels, factor)
+
+
 def bartlett_meat(scores: np.ndarray, time_codes: np.ndarray, n_periods: int, lags: int) -> np.ndarray:
     """Driscoll-Kraay meat: Bartlett kernel over the period sums of the scores (period order)."""
     z = group_sums(scores, time_codes, n_periods)
@@ -290,7 +305,7 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
     factors = state.fe_factors
     k = state.k
     if all(nested_in(f.codes, f.n_levels, codes) for f in factors):
-        X, yt = state.X, state.X @ state.params + state.u
+        X, yt = state.X, state.X @ state.params + state.resid()
         A = X.T @ X
         b = X.T @ yt
         order = np.argsort(codes, kind="stable")
@@ -320,7 +335,7 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
 
 def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
     """Covariance of the slopes and the degrees of freedom of its t distribution."""
-    n, X, u, bread = state.nobs, state.X, state.u, state.bread
+    n, X, bread = state.nobs, state.X, state.bread
     clusters = _cluster_factors(state, spec) if spec.clusters else []
     K = _k_total(state, ssc, spec, clusters)
     if n - K <= 0:
@@ -334,7 +349,7 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
         return state.ssr / (n - K) * bread, df_resid
     if kind.startswith("HC"):
         lev = _fe_leverage(state) if kind in ("HC2", "HC3") else None
-        scores = hc_scores(kind, X, u, bread, lev)
+        scores = hc_scores(kind, X, state.resid(), bread, lev)
         V0 = sandwich(bread, scores.T @ scores)
         if kind == "HC0":
             return V0, df_resid
@@ -348,7 +363,7 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
         g_min = min(c.n_levels for c in clusters)
         V = np.zeros_like(bread)
         for c, sign in parts:
-            sums = score_group_sums(X, u, c.codes, c.n_levels, c)
+            sums = _cluster_score_sums(state, c)
             Vc = sandwich(bread, sums.T @ sums)
             if ssc == "fixest":
                 factor = (n - 1) / (n - K) * g_min / (g_min - 1)
@@ -373,7 +388,7 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
         lags = default_dk_lags(T) if spec.lags is None else spec.lags
         if lags >= T:
             raise ValueError(f"vcov={{'DK': {lags}}}: the lags must be below the number of periods ({T})")
-        V0 = sandwich(bread, bartlett_meat(X * u[:, None], t.codes, T, lags))
+        V0 = sandwich(bread, bartlett_meat(X * state.resid()[:, None], t.codes, T, lags))
         if ssc == "linearmodels":
             return n / (n - K) * V0, df_resid
         if ssc == "fixest":

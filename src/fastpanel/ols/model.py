@@ -40,7 +40,7 @@ class FitState:
     names: list[str]
     params: np.ndarray
     X: np.ndarray  # transformed, sqrt(w)-scaled kept regressors (n x k)
-    u: np.ndarray  # transformed, sqrt(w)-scaled residuals
+    u: np.ndarray | None  # transformed, sqrt(w)-scaled residuals (None: computed on demand, see resid())
     bread: np.ndarray
     ssr: float
     tss_within: float
@@ -58,6 +58,15 @@ class FitState:
     y_raw: np.ndarray | None = None
     X_raw: np.ndarray | None = None
     pooled_ssr: float | None = None  # SSR of pooled OLS with an intercept (when X_raw is not kept)
+    zyx: np.ndarray | None = None  # transformed [y, X_all] buffer (unweighted in-place fits)
+    coef_all: np.ndarray | None = None  # params padded with zeros for dropped regressors (for zyx)
+    kept_all: np.ndarray | None = None  # columns of zyx[:, 1:] that are kept regressors
+
+    def resid(self) -> np.ndarray:
+        """Transformed residuals, computed on first use when the fit did not need them."""
+        if self.u is None:
+            self.u = self.zyx[:, 0] - self.X @ self.params if self.k else self.zyx[:, 0].copy()
+        return self.u
     _fe_df_exact: int | None = None
 
     @property
@@ -350,8 +359,20 @@ def estimate(
         )
         Xt = Xt[:, kept]
         names = [names[j] for j in kept]
-    u = yt - Xt @ params if len(kept) else yt.copy()
-    ssr = float(u @ u)
+    coef_all = None
+    if gram is not None and _core_has("ols_cluster_scores"):
+        # Fused pass: the SSR without materialising u (it is formed later only if a covariance
+        # type needs it); chunks of rows give the kernel parallel work.
+        from fastpanel import _core
+
+        coef_all = np.zeros(gram.shape[0] - 1)
+        coef_all[kept] = params
+        chunks = np.append(np.arange(0, nobs, 1 << 16, dtype=np.int64), np.int64(nobs))
+        ssr = float(_core.ols_cluster_scores(out, coef_all, _EMPTY_I64, chunks)[1])
+        u = None
+    else:
+        u = yt - Xt @ params if len(kept) else yt.copy()
+        ssr = float(u @ u)
     if factors:
         tss_within = float(gram[0, 0]) if gram is not None else float(yt @ yt)
     else:
@@ -365,7 +386,21 @@ def estimate(
         y_raw=None if in_place else yv,
         X_raw=None if in_place else (Xm[:, kept] if dropped else Xm),
         pooled_ssr=pooled_ssr,
+        zyx=out if coef_all is not None else None,
+        coef_all=coef_all,
+        kept_all=np.asarray(kept, dtype=np.int64) if coef_all is not None else None,
     )
+
+
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+
+
+def _core_has(name: str) -> bool:
+    try:
+        from fastpanel import _core
+    except ImportError:  # pragma: no cover - pure-Python install
+        return False
+    return hasattr(_core, name)
 
 
 def _raw_moments(Z: np.ndarray, w: np.ndarray | None, chunk: int = 1 << 18) -> tuple[float, np.ndarray, np.ndarray]:
