@@ -77,6 +77,14 @@ def _regime_truth(result: Any, truth: dict[str, Any], q: np.ndarray) -> dict[str
     return out
 
 
+def _with_truth(payload: dict[str, Any], truth: dict[str, float]) -> dict[str, Any]:
+    """Add the true value to each coefficient of a results payload that has one."""
+    for name, row in payload.get("coefficients", {}).items():
+        if name in truth:
+            row["true"] = float(truth[name])
+    return payload
+
+
 def run_analyses(frame: pd.DataFrame, *, seed: int, n_boot: int, progress: bool) -> dict[str, Any]:
     """Fit the three models; return them with timings."""
     feols = load_estimator("feols", "fastpanel.ols", "the demo")
@@ -220,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         "n_boot": args.boot,
         "fixed_effects": {"formula": FE_FORMULA, "vcov": {"CRV1": "city"}, **model_dict(fe, beta)},
         "threshold": {"formula": THRESHOLD_FORMULA, "threshold_var": "storage",
-                      "regime_vars": ["log_cloud_spend"], **threshold_payload(th),
+                      "regime_vars": ["log_cloud_spend"], **_with_truth(threshold_payload(th), th_truth),
                       "true_coefficients": {k: v for k, v in th_truth.items()
                                             if k in set(map(str, th.params.index))}},
         "cross_sections": {"formula": CS_FORMULA, "vcov": "HC3",
