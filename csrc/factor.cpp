@@ -7,6 +7,7 @@
 // exactly the permutation of a stable argsort of the codes.
 //
 // Naming: see common.hpp (_N per observation, _G per level).
+#include <cstdint>
 #include <vector>
 
 #include "common.hpp"
@@ -35,9 +36,46 @@ py::array_t<i64> group_order(py::array_t<i64> codes, py::array_t<i64> starts) {
     return order;
 }
 
+// Integer ids in one or two passes: min, max and sortedness (parallel reduction), then the
+// level counts over the (small) value range. Returns (lo, hi, is_sorted, counts) where
+// counts[v - lo] is the number of rows with id v; the caller remaps when some values in
+// [lo, hi] are absent. max_range bounds the histogram (a wider range returns empty counts).
+py::tuple int_summary(py::array_t<i64> ids, i64 max_range) {
+    const i64 n = vec_len(ids);
+    if (n < 1) throw std::invalid_argument("ids must be a non-empty 1-D array");
+    const i64* v = vec_view(ids, n, "ids");
+    i64 lo = v[0], hi = v[0];
+    i64 unsorted = 0;
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) reduction(min : lo) reduction(max : hi) reduction(+ : unsorted) if (n > 200000)
+        for (i64 i = 0; i < n; ++i) {
+            lo = v[i] < lo ? v[i] : lo;
+            hi = v[i] > hi ? v[i] : hi;
+            unsorted += (i > 0 && v[i] < v[i - 1]);
+        }
+    }
+    // hi - lo can overflow for ids spanning the whole int64 range: compare in unsigned.
+    const auto range = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
+    if (range >= static_cast<std::uint64_t>(max_range)) {
+        return py::make_tuple(lo, hi, unsorted == 0, py::array_t<i64>(0));
+    }
+    const i64 width = static_cast<i64>(range) + 1;
+    py::array_t<i64> counts(width);
+    i64* c = counts.mutable_data();
+    {
+        py::gil_scoped_release release;
+        std::fill(c, c + width, 0);
+        for (i64 i = 0; i < n; ++i) ++c[v[i] - lo];
+    }
+    return py::make_tuple(lo, hi, unsorted == 0, counts);
+}
+
 }  // namespace
 
 void register_factor(py::module_& m) {
+    m.def("int_summary", &int_summary, py::arg("ids"), py::arg("max_range"),
+          "(min, max, is_sorted, counts over [min, max]) of int64 ids in at most two passes.");
     m.def("group_order", &group_order, py::arg("codes"), py::arg("group_starts"),
           "Stable counting-sort permutation listing the rows of each level together.");
 }

@@ -20,6 +20,8 @@
 // group_starts_G, column-major matrices). w_N empty means unit weights; order_N empty means the
 // rows are already sorted by group.
 #include <cmath>
+#include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "common.hpp"
@@ -75,12 +77,33 @@ void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G
     *n_nonfinite = bad;
 }
 
+// S -= c_a c_a' / W_a for one group (upper triangle: b1 <= b2 stored at b2 * n_b + b1),
+// and S += D_B for its rows. k_a k_a / 2 updates.
+inline void add_group_pairs(double* s_t, i64 n_b, const i64* b_buf, const double* w_buf, i64 k_a,
+                            double inv_w) {
+    for (i64 k = 0; k < k_a; ++k) s_t[b_buf[k] * n_b + b_buf[k]] += w_buf[k];
+    for (i64 k1 = 0; k1 < k_a; ++k1) {
+        const i64 b1 = b_buf[k1];
+        const double w1s = w_buf[k1] * inv_w;
+        s_t[b1 * n_b + b1] -= w1s * w_buf[k1];
+        for (i64 k2 = k1 + 1; k2 < k_a; ++k2) {
+            const i64 b2 = b_buf[k2];
+            const i64 lo = b1 < b2 ? b1 : b2, hi = b1 < b2 ? b2 : b1;
+            // (b1,b2) and (b2,b1) both receive w1 w2 / W: add twice to one triangle unless it
+            // is a diagonal cell (a B level repeated within the group).
+            s_t[hi * n_b + lo] -= (lo == hi ? 2.0 : 1.0) * w1s * w_buf[k2];
+        }
+    }
+}
+
 template <bool Permuted, bool Weighted>
 void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_groups,
                 const i64* codes_b_N, i64 n_b, const double* w_N, bool want_schur,
                 double* r_B /* n_b x p, column-major */, double* schur_BB /* n_b x n_b */) {
     const i64 n = X.rows, p = X.cols;
     const int n_threads = omp_get_max_threads();
+    // Unweighted groups with n_b <= 64 levels are summarised by the bit set of their B levels.
+    const bool use_patterns = !Weighted && n_b <= 64;
     // Per-thread accumulators: n_b is small (the direct path is chosen only then).
     std::vector<double> r_local(static_cast<size_t>(n_threads) * n_b * p, 0.0);
     std::vector<double> s_local(want_schur ? static_cast<size_t>(n_threads) * n_b * n_b : 0, 0.0);
@@ -91,7 +114,8 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
         double* s_t = want_schur ? s_local.data() + static_cast<size_t>(t) * n_b * n_b : nullptr;
         std::vector<i64> b_buf;
         std::vector<double> w_buf;
-#pragma omp for schedule(dynamic, kGroupChunk)
+        std::unordered_map<std::uint64_t, i64> patterns;
+#pragma omp for schedule(dynamic, kGroupChunk) nowait
         for (i64 g = 0; g < n_groups; ++g) {
             const i64 s = starts_G[g], e = starts_G[g + 1];
             double weight_sum = 0.0;
@@ -101,28 +125,27 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
                 weight_sum = static_cast<double>(e - s);
             }
             if (want_schur) {
-                // S = D_B - sum_a c_a c_a' / W_a, summed over pairs of rows of group a. The
-                // upper triangle (b1 <= b2) is accumulated and mirrored after the reduction.
                 const double inv_w = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
                 const i64 k_a = e - s;
                 if (static_cast<i64>(b_buf.size()) < k_a) { b_buf.resize(k_a); w_buf.resize(k_a); }
+                std::uint64_t mask = 0;
+                bool repeated = !use_patterns;
                 for (i64 k = 0; k < k_a; ++k) {
                     const i64 i = row_at<Permuted>(order_N, s + k);
                     b_buf[k] = codes_b_N[i];
                     w_buf[k] = Weighted ? w_N[i] : 1.0;
-                    s_t[b_buf[k] * n_b + b_buf[k]] += w_buf[k];
-                }
-                for (i64 k1 = 0; k1 < k_a; ++k1) {
-                    const i64 b1 = b_buf[k1];
-                    const double w1s = w_buf[k1] * inv_w;
-                    s_t[b1 * n_b + b1] -= w1s * w_buf[k1];
-                    for (i64 k2 = k1 + 1; k2 < k_a; ++k2) {
-                        const i64 b2 = b_buf[k2];
-                        const i64 lo = b1 < b2 ? b1 : b2, hi = b1 < b2 ? b2 : b1;
-                        // (b1,b2) and (b2,b1) both receive w1 w2 / W: add twice to one triangle
-                        // unless it is a diagonal cell (repeated B level within the group).
-                        s_t[hi * n_b + lo] -= (lo == hi ? 2.0 : 1.0) * w1s * w_buf[k2];
+                    if (use_patterns) {
+                        const std::uint64_t bit = std::uint64_t{1} << b_buf[k];
+                        repeated |= (mask & bit) != 0;
+                        mask |= bit;
                     }
+                }
+                if (!repeated) {
+                    // Unweighted, each B level at most once: the group's contribution depends
+                    // only on its set of B levels, so count the sets and expand them once.
+                    ++patterns[mask];
+                } else {
+                    add_group_pairs(s_t, n_b, b_buf.data(), w_buf.data(), k_a, inv_w);
                 }
             }
             for (i64 j = 0; j < p; ++j) {
@@ -138,6 +161,20 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
                     const i64 i = row_at<Permuted>(order_N, k);
                     const double wi = Weighted ? w_N[i] : 1.0;
                     r_col[codes_b_N[i]] += wi * (x[i] - mean);
+                }
+            }
+        }
+        if (want_schur) {
+            for (const auto& [set, count] : patterns) {
+                // count groups of size k share this set: each contributes
+                // +1 on the diagonal per level (D_B) and -1/k on every pair of its levels.
+                i64 levels[64];
+                i64 k = 0;
+                for (std::uint64_t m = set; m; m &= m - 1) levels[k++] = __builtin_ctzll(m);
+                const double c = static_cast<double>(count), share = c / static_cast<double>(k);
+                for (i64 q1 = 0; q1 < k; ++q1) {
+                    s_t[levels[q1] * n_b + levels[q1]] += c - share;
+                    for (i64 q2 = q1 + 1; q2 < k; ++q2) s_t[levels[q2] * n_b + levels[q1]] -= share;
                 }
             }
         }

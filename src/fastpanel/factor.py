@@ -118,6 +118,30 @@ def _group_order(codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return _core.group_order(np.ascontiguousarray(codes, dtype=np.int64), starts)
 
 
+def _int_factor(arr: np.ndarray, name: str) -> "Factor | None":
+    """Dense-range int64 ids through the compiled summary (min, max, sortedness and counts in
+    two passes); None when the compiled module is absent or the range is wide."""
+    if arr.dtype != np.int64:
+        return None
+    try:
+        from fastpanel import _core
+    except ImportError:  # pragma: no cover - pure-Python install
+        return None
+    arr = np.ascontiguousarray(arr)
+    lo, hi, is_sorted, counts = _core.int_summary(arr, _DENSE_RANGE_FACTOR * arr.size + 1025)
+    if counts.shape[0] == 0:
+        return None
+    present = counts > 0
+    levels = np.flatnonzero(present).astype(np.int64) + lo
+    if present.all():  # the ids are dense already: codes = ids - lo (no copy when lo == 0)
+        codes = (arr if lo == 0 else arr - lo).view()
+        codes.flags.writeable = False
+        return Factor(codes, levels, name, _counts=counts, _sorted=bool(is_sorted), _missing=False)
+    remap = np.cumsum(present, dtype=np.int64) - 1
+    # remapping is monotone, so sortedness carries over
+    return Factor(remap[arr - lo], levels, name, _counts=counts[present], _sorted=bool(is_sorted), _missing=False)
+
+
 def factorize(values: Any, name: str = "ids") -> Factor:
     """Factorise identifiers into a :class:`Factor`.
 
@@ -151,6 +175,9 @@ def factorize(values: Any, name: str = "ids") -> Factor:
         arr = arr.astype(np.int64, copy=False) if arr.dtype != np.uint64 else arr
         if arr.size == 0:
             return Factor(np.empty(0, dtype=np.int64), arr[:0], name)
+        fast = _int_factor(arr, name)
+        if fast is not None:
+            return fast
         lo, hi = int(arr.min()), int(arr.max())
         if hi - lo <= _DENSE_RANGE_FACTOR * arr.size + 1024:
             shifted = arr if lo == 0 else arr - lo
