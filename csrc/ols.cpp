@@ -8,6 +8,7 @@
 //
 // Naming: see common.hpp. Zyx is (n, 1 + k) column-major with y in column 0 and the k
 // regressors after it; sums_GK is (n_groups, k) row-major.
+#include <algorithm>
 #include <vector>
 
 #include "common.hpp"
@@ -67,9 +68,97 @@ py::tuple cluster_scores(py::array_t<double> Zyx, py::array_t<double> beta, py::
     return py::make_tuple(sums, ssr);
 }
 
+// Column sums and cross-products Z'Z of a column-major (n, m) matrix in ONE read: rows are
+// processed in cache-sized blocks, each block's columns multiplied while resident. Per-thread
+// accumulators, reduced at the end. O(n m^2) flops, one pass over memory (BLAS's Z'Z plus a
+// separate column sum would read Z twice).
+py::tuple gram(py::array_t<double> Z) {
+    MatF z = mat_view(Z, "Z", false);
+    const i64 n = z.rows, m = z.cols;
+    py::array_t<double> sums(m), cross({m, m});
+    double* s_out = sums.mutable_data();
+    double* c_out = cross.mutable_data();
+    {
+        py::gil_scoped_release release;
+        const int n_threads = omp_get_max_threads();
+        std::vector<double> s_loc(static_cast<size_t>(n_threads) * m, 0.0);
+        std::vector<double> c_loc(static_cast<size_t>(n_threads) * m * m, 0.0);
+        constexpr i64 kBlock = 512;
+        const i64 n_blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel if (n * m > kOlsParallelMin)
+        {
+            const int t = omp_get_thread_num();
+            double* s_t = s_loc.data() + static_cast<size_t>(t) * m;
+            double* c_t = c_loc.data() + static_cast<size_t>(t) * m * m;
+#pragma omp for schedule(dynamic, 64)
+            for (i64 blk = 0; blk < n_blocks; ++blk) {
+                const i64 lo = blk * kBlock, hi = lo + kBlock < n ? lo + kBlock : n;
+                for (i64 a = 0; a < m; ++a) {
+                    const double* za = z.data + a * n;
+                    double sa = 0.0;
+#pragma omp simd reduction(+ : sa)
+                    for (i64 i = lo; i < hi; ++i) sa += za[i];
+                    s_t[a] += sa;
+                    for (i64 b = 0; b <= a; ++b) {
+                        const double* zb = z.data + b * n;
+                        double acc = 0.0;
+                        // simd reduction: lets the compiler vectorise the dot product (it may
+                        // reorder the additions within a 512-row block).
+#pragma omp simd reduction(+ : acc)
+                        for (i64 i = lo; i < hi; ++i) acc += za[i] * zb[i];
+                        c_t[a * m + b] += acc;
+                    }
+                }
+            }
+        }
+        for (i64 a = 0; a < m; ++a) {
+            s_out[a] = 0.0;
+            for (i64 b = 0; b < m; ++b) c_out[a * m + b] = 0.0;
+        }
+        for (int t = 0; t < n_threads; ++t) {
+            for (i64 a = 0; a < m; ++a) {
+                s_out[a] += s_loc[static_cast<size_t>(t) * m + a];
+                for (i64 b = 0; b <= a; ++b) c_out[a * m + b] += c_loc[static_cast<size_t>(t) * m * m + a * m + b];
+            }
+        }
+        for (i64 a = 0; a < m; ++a)
+            for (i64 b = a + 1; b < m; ++b) c_out[a * m + b] = c_out[b * m + a];
+    }
+    return py::make_tuple(sums, cross);
+}
+
+// Copy 1-D float64 columns into consecutive columns of a column-major matrix, in parallel
+// (a single-threaded copy leaves half the memory bandwidth of two cores unused).
+void fill_columns(py::array_t<double> dst, py::list columns, i64 first) {
+    MatF d = mat_view(dst, "dst");
+    const i64 n_cols = static_cast<i64>(columns.size());
+    if (first < 0 || first + n_cols > d.cols) throw std::invalid_argument("columns do not fit in dst");
+    std::vector<const double*> src(static_cast<size_t>(n_cols));
+    std::vector<py::array_t<double>> keep;  // hold references while the GIL is released
+    for (i64 j = 0; j < n_cols; ++j) {
+        keep.emplace_back(columns[static_cast<size_t>(j)].cast<py::array_t<double>>());
+        src[static_cast<size_t>(j)] = vec_view(keep.back(), d.rows, "column");
+    }
+    py::gil_scoped_release release;
+    constexpr i64 kChunk = 1 << 16;
+    const i64 n_chunks = (d.rows + kChunk - 1) / kChunk;
+#pragma omp parallel for collapse(2) schedule(static) if (d.rows * n_cols > kOlsParallelMin)
+    for (i64 j = 0; j < n_cols; ++j) {
+        for (i64 c = 0; c < n_chunks; ++c) {
+            const i64 lo = c * kChunk, hi = lo + kChunk < d.rows ? lo + kChunk : d.rows;
+            std::copy(src[static_cast<size_t>(j)] + lo, src[static_cast<size_t>(j)] + hi,
+                      d.data + (first + j) * d.rows + lo);
+        }
+    }
+}
+
 }  // namespace
 
 void register_ols(py::module_& m) {
+    m.def("fill_columns", &fill_columns, py::arg("dst"), py::arg("columns"), py::arg("first"),
+          "Copy 1-D float64 arrays into columns first, first+1, ... of a Fortran matrix (parallel).");
+    m.def("ols_gram", &gram, py::arg("Z"),
+          "(column sums, Z'Z) of a Fortran-ordered float64 matrix in one read.");
     m.def("ols_cluster_scores", &cluster_scores, py::arg("Zyx"), py::arg("beta"), py::arg("order"),
           py::arg("group_starts"),
           "Per-cluster sums of x_i u_i with u = y - X beta computed on the fly, and sum u_i^2.");

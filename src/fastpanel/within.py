@@ -97,12 +97,16 @@ def _twoway_direct(
 ) -> tuple[np.ndarray, str | None]:
     a, b = sorted(fe.factors, key=lambda f: f.n_levels, reverse=True)
     w_arg = _EMPTY_F64 if w is None else w
-    balanced = w is None and fe.is_balanced_pair()
-    r, schur = kern.twoway_pass1(X, _order_arg(a), a.group_starts, b.codes, b.n_levels, w_arg, not balanced)
+    r, schur = kern.twoway_pass1(X, _order_arg(a), a.group_starts, b.codes, b.n_levels, w_arg, True)
     if not np.isfinite(r).all():  # NaN/inf in X reach r through its group's mean
         return X, None
-    # Balanced, unweighted: S = n_A (I - 11'/n_B) and r sums to zero, so gamma = r / n_A.
-    gamma = np.asfortranarray(r / a.n_levels) if balanced else _solve_psd(schur, r)
+    # A balanced panel has S = n_A (I - 11'/n_B), and r sums to zero, so gamma = r / n_A in
+    # closed form. Recognising it from S costs nothing (S is cheap: counted level sets).
+    n_a, n_b = a.n_levels, b.n_levels
+    balanced = X.shape[0] == n_a * n_b and np.allclose(
+        schur, n_a * (np.eye(n_b) - 1.0 / n_b), rtol=0.0, atol=1e-12 * n_a
+    )
+    gamma = np.asfortranarray(r / n_a) if balanced else _solve_psd(schur, r)
     out = np.empty_like(X, order="F") if out is None else out
     kern.twoway_pass2(X, out, _order_arg(a), a.group_starts, b.codes, gamma, w_arg)
     return out, "twoway-balanced" if balanced else "twoway-direct"

@@ -63,6 +63,26 @@ def _required(formula: str) -> list[str]:
     return [v for v in names if v not in _NAMESPACE and not hasattr(builtins, v)]
 
 
+def _float_column(column: pd.Series) -> np.ndarray:
+    """Column values as float64 with NaN for missing; a view (no copy) for float64 columns."""
+    if column.dtype == np.float64:
+        return column.to_numpy(copy=False)
+    return column.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _fill(buf: np.ndarray, columns: list[np.ndarray], first: int) -> None:
+    """buf[:, first + j] = columns[j]: a parallel copy in C++ when the module is built."""
+    try:
+        from fastpanel import _core
+    except ImportError:  # pragma: no cover - pure-Python install
+        _core = None
+    if _core is not None and all(c.dtype == np.float64 and c.flags.c_contiguous for c in columns):
+        _core.fill_columns(buf, columns, first)
+        return
+    for j, c in enumerate(columns):
+        buf[:, first + j] = c
+
+
 def _design(lhs: str, rhs: str, df: pd.DataFrame, has_fe: bool) -> tuple[np.ndarray, np.ndarray, list[str], bool, np.ndarray | None]:
     """y, X, names, whether X holds an intercept, and the Fortran buffer ``[y, X]`` when y and
     X are column views of one (so that the within transform can run in place)."""
@@ -73,7 +93,6 @@ def _design(lhs: str, rhs: str, df: pd.DataFrame, has_fe: bool) -> tuple[np.ndar
         no_const = "0" in terms or "-1" in rhs
         if all(c in df.columns and pd.api.types.is_numeric_dtype(df[c]) for c in cols + [lhs]):
             buf = np.empty((len(df), 1 + len(cols) + (0 if (has_fe or no_const) else 1)), order="F")
-            buf[:, 0] = df[lhs].to_numpy(dtype=np.float64, na_value=np.nan)
             y, X = buf[:, 0], buf[:, 1:]
             start = 0
             names = list(cols)
@@ -81,8 +100,8 @@ def _design(lhs: str, rhs: str, df: pd.DataFrame, has_fe: bool) -> tuple[np.ndar
                 X[:, 0] = 1.0
                 start = 1
                 names = ["Intercept", *cols]
-            for j, c in enumerate(cols):
-                X[:, start + j] = df[c].to_numpy(dtype=np.float64, na_value=np.nan)
+            _fill(buf, [_float_column(df[lhs])], 0)
+            _fill(buf, [_float_column(df[c]) for c in cols], 1 + start)
             return y, X, names, start == 1, buf
     import formulaic
 

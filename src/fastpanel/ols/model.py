@@ -322,8 +322,8 @@ def estimate(
         out, info = within(work, fixed_effects_of(factors), weights=w, backend=backend, return_info=True, out=work)
         backend_used = info.backend
         yt, Xt = out[:, 0], out[:, 1:]
-        if w is None:  # one BLAS pass gives X'X, X'y and y'y of the transformed data
-            gram = out.T @ out
+        if w is None:  # one pass gives X'X, X'y and y'y of the transformed data
+            gram = _gram(out)[1]
     else:
         if factors:
             stacked = np.empty((nobs, 1 + Xm.shape[1]), order="F")
@@ -395,6 +395,15 @@ def estimate(
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
 
 
+def _gram(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(column sums, Z'Z) of a Fortran-ordered matrix: one fused C++ read when available."""
+    if Z.flags.f_contiguous and _core_has("ols_gram"):
+        from fastpanel import _core
+
+        return _core.ols_gram(Z)
+    return Z.sum(axis=0), Z.T @ Z
+
+
 def _core_has(name: str) -> bool:
     try:
         from fastpanel import _core
@@ -410,11 +419,12 @@ def _raw_moments(Z: np.ndarray, w: np.ndarray | None, chunk: int = 1 << 18) -> t
     have large means; rows are processed in chunks so the temporaries stay small.
     """
     if w is None:
-        # One BLAS pass: the Gram matrix, centred afterwards. The cancellation error is about
-        # eps * (mean / sd)^2 relative, negligible for the sums of squares it serves.
+        # One pass: column sums and the Gram matrix, centred afterwards. The cancellation error
+        # is about eps * (mean / sd)^2 relative, negligible for the sums of squares it serves.
         total = float(Z.shape[0])
-        means = Z.sum(axis=0) / total
-        return total, means, Z.T @ Z - total * np.outer(means, means)
+        sums, cross = _gram(Z)
+        means = sums / total
+        return total, means, cross - total * np.outer(means, means)
     else:
         total = float(w.sum())
         means = (w @ Z) / total
