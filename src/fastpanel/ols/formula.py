@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import difflib
+import functools
 import re
 from typing import Any
 
@@ -57,10 +58,17 @@ def _parse(fml: str) -> tuple[str, str, list[str]]:
 
 
 def _required(formula: str) -> list[str]:
+    return list(_required_cached(formula))
+
+
+@functools.lru_cache(maxsize=256)
+def _required_cached(formula: str) -> tuple[str, ...]:
+    # Parsing is a pure function of the string and costs milliseconds: refits of the same
+    # formula (per-year splits, bootstraps, benchmarks) parse it once.
     from formulaic import Formula
 
     names = sorted(str(v) for v in Formula(formula).required_variables)
-    return [v for v in names if v not in _NAMESPACE and not hasattr(builtins, v)]
+    return tuple(v for v in names if v not in _NAMESPACE and not hasattr(builtins, v))
 
 
 def _float_column(column: pd.Series) -> np.ndarray:
