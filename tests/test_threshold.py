@@ -35,6 +35,8 @@ CASES = [
     dict(drop_last=True, time_effects=False, unbalanced=False, pz=1, strict=True),
     dict(drop_last=True, time_effects=False, unbalanced=True, pz=2, strict=True),
     dict(drop_last=False, time_effects=True, unbalanced=False, pz=2, strict=False),
+    dict(drop_last=False, time_effects=True, unbalanced=True, pz=1, strict=False),
+    dict(drop_last=False, time_effects=True, unbalanced=True, pz=2, strict=True),
 ]
 
 

@@ -32,6 +32,7 @@ CASES = [
     dict(drop_last=True, time_effects=False, unbalanced=True, pz=2),
     dict(drop_last=False, time_effects=True, unbalanced=False, pz=1),
     dict(drop_last=False, time_effects=True, unbalanced=False, pz=2),
+    dict(drop_last=False, time_effects=True, unbalanced=True, pz=1),
 ]
 
 

@@ -4,7 +4,7 @@ Conventions
 -----------
 ``"default"``: the within transform keeps every period; lower regime ``q <= g``; error
 variance in the F and LR statistics ``S / (n - n_fe - k)`` (degrees-of-freedom corrected);
-time effects (balanced panels) and unbalanced panels are allowed.
+time effects and unbalanced panels (together too) are allowed.
 ``"hansen1999"``: Hansen's own computation: after the within transform the last period of
 each entity is deleted (n(T-1) rows); ``sigma^2 = S / (n(T-1))``; lower regime ``q < g``;
 OLS standard errors divide ``e'e`` by ``n(T-1) - n - k``. In both conventions the grid is the
@@ -68,7 +68,7 @@ class ThresholdPanel:
     x_names, z_names : names of the columns of X and Z.
     conventions : {"default", "hansen1999"}
     time_effects : bool
-        Add period effects (balanced panels, ``conventions="default"``).
+        Add period effects (``conventions="default"``; balanced or unbalanced panels).
     """
 
     def __init__(self, y: Any, X: Any, Z: Any, q: Any, entity: Any, time: Any = None, *,
@@ -125,8 +125,6 @@ class ThresholdPanel:
         self.is_balanced = bool(np.all(counts == counts[0]))
         if self.time_effects and conventions == "hansen1999":
             raise ValueError("time_effects=True needs conventions='default' (Hansen's paper has firm effects only)")
-        if self.time_effects and not self.is_balanced:
-            raise ValueError("time_effects=True currently needs a balanced panel; drop time_effects or balance the panel")
         if conventions == "hansen1999" and counts.min() < 2:
             raise ValueError("conventions='hansen1999' deletes one period per entity: every entity needs >= 2 periods")
         # a regime variable that is also a regime-independent regressor makes the model singular

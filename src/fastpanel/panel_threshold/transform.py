@@ -5,15 +5,17 @@ Rows are sorted by entity and, within an entity, by time. Three transforms:
 * one-way within ``D`` (``conventions="default"``), any panel;
 * one-way within followed by deleting each entity's last period (``conventions="hansen1999"``,
   Hansen 1999 section 6): ``A = S D``;
-* two-way within for balanced panels (``time_effects=True``):
-  ``D = I - P_entity - P_period + J/n``.
+* two-way within (``time_effects=True``): balanced, ``D = I - P_entity - P_period + J/n``;
+  unbalanced, ``D = I - P_entity - M_E D_T S^+ D_T' M_E`` (exact, through the period block's
+  Schur complement ``S``, as in :func:`fastpanel.within`).
 
 ``A'A`` is described for the scan kernels as a diagonal ``h`` plus low-rank per-group terms
 (see ``fastpanel.kernels.threshold_numba``):
 one-way: ``h = 1``, entity groups, ``C = -1/T_i``;
 drop-last: ``D E D = E - (J E + E J)/T + (T-1) J / T^2`` with ``E`` = diag(not last), so
 ``h = E``, weights ``(1, E)``, ``C = [[(T-1)/T^2, -1/T], [-1/T, 0]]``;
-two-way balanced: ``h = 1``, entity ``-1/T``, period ``-1/N``, one global group ``+1/(NT)``.
+two-way balanced: ``h = 1``, entity ``-1/T``, period ``-1/N``, one global group ``+1/(NT)``;
+two-way unbalanced: entity ``-1/T_i`` and one global group with T weight vectors and ``-S^+``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class PanelTransform:
     drop_last : bool
         Delete each entity's last row after demeaning (Hansen's convention).
     time_effects : bool
-        Two-way (entity and period) effects; needs a balanced panel.
+        Two-way (entity and period) effects, balanced or not.
     backend : str, optional
         Backend of the within kernels that apply the demeaning (default: the process default).
     """
@@ -59,6 +61,11 @@ class PanelTransform:
         self.is_last[starts[1:] - 1] = True
         self.keep = ~self.is_last if drop_last else np.ones(self.n, dtype=bool)
         self.n_out = int(self.keep.sum())
+        # every (entity, period) cell exactly once: the closed-form two-way quadratic form applies
+        self.is_balanced = bool(
+            self.n == self.n_entities * self.n_periods
+            and np.unique(self.entity * max(self.n_periods, 1) + self.time).shape[0] == self.n
+        )
         self.backend = backend
         ids = [self.entity, self.time] if time_effects else [self.entity]
         self._fe = FixedEffects(ids)
@@ -102,9 +109,35 @@ class PanelTransform:
         if not self.time_effects:
             return h, self.entity.reshape(n, 1).copy(), np.ones((n, 1, 1)), (-1.0 / T).reshape(N, 1, 1)
         Tn = self.n_periods
-        grp = np.stack([self.entity, N + self.time, np.full(n, N + Tn)], axis=1).astype(np.int64)
-        C = np.concatenate([np.full(N, -1.0 / Tn), np.full(Tn, -1.0 / N), [1.0 / (N * Tn)]])
-        return h, grp, np.ones((n, 3, 1)), C.reshape(-1, 1, 1)
+        if self.is_balanced:
+            grp = np.stack([self.entity, N + self.time, np.full(n, N + Tn)], axis=1).astype(np.int64)
+            C = np.concatenate([np.full(N, -1.0 / Tn), np.full(Tn, -1.0 / N), [1.0 / (N * Tn)]])
+            return h, grp, np.ones((n, 3, 1)), C.reshape(-1, 1, 1)
+        return self._unbalanced_twoway_form()
+
+    def _unbalanced_twoway_form(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A'A = I - P_E - M_E D_T S^+ D_T' M_E for unbalanced two-way effects.
+
+        ``S = D_T' M_E D_T`` is the period block's Schur complement (as in the within transform).
+        Entity groups carry ``-1/T_i`` on their plain sums (weight vector 0); one global group
+        carries ``-S^+`` on the T sums ``v_t(a) = sum_j a_j (1[t_j = t] - c_{i_j t} / T_{i_j})``
+        = (D_T' M_E a)_t, so every term is still a running sum updated per observation.
+        """
+        n, N, Tn = self.n, self.n_entities, self.n_periods
+        T = self.counts
+        cells = np.zeros((N, Tn))
+        np.add.at(cells, (self.entity, self.time), 1.0)
+        share = cells / T[:, None]  # c_it / T_i
+        schur = np.diag(cells.sum(axis=0)) - cells.T @ share
+        cw = np.zeros((n, 2, Tn))
+        cw[:, 0, 0] = 1.0
+        cw[np.arange(n), 1, self.time] = 1.0
+        cw[:, 1, :] -= share[self.entity]
+        C = np.zeros((N + 1, Tn, Tn))
+        C[:N, 0, 0] = -1.0 / T
+        C[N] = -np.linalg.pinv(schur, rcond=1e-12, hermitian=True)
+        grp = np.stack([self.entity, np.full(n, N)], axis=1).astype(np.int64)
+        return np.ones(n), grp, cw, C
 
     @property
     def n_absorbed(self) -> int:
