@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,19 +13,7 @@ from fastpanel.panel_threshold.grid import candidate_grid, exclusion_window
 from fastpanel.panel_threshold.scan import ThresholdEngine, run_sequence
 from fastpanel.panel_threshold.transform import PanelTransform
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hansen1999" / "invest.dat"
-
-
-def _panel(rng, N=12, T=6, pz=1, k=2, unbalanced=False, jump=0.0):
-    counts = rng.integers(3, T + 1, size=N) if unbalanced else np.full(N, T)
-    ent = np.repeat(np.arange(N), counts)
-    time = np.concatenate([np.arange(c) for c in counts])
-    n = ent.shape[0]
-    X = rng.normal(size=(n, k))
-    Z = rng.normal(size=(n, pz))
-    q = np.round(rng.uniform(size=n), 2)  # ties on purpose
-    y = X @ np.ones(k) + Z.sum(1) * (1 + jump * (q <= 0.5)) + rng.normal(size=N)[ent] + rng.normal(size=n)
-    return y, X, Z, q, ent, time
+from _threshold_data import hansen_model, random_panel
 
 
 CASES = [
@@ -43,7 +30,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_curves_match_naive_ols(case):
     rng = np.random.default_rng(7)
-    y, X, Z, q, ent, time = _panel(rng, pz=case["pz"], unbalanced=case["unbalanced"])
+    y, X, Z, q, ent, time = random_panel(rng, pz=case["pz"], unbalanced=case["unbalanced"])
     tr = PanelTransform(ent, time, drop_last=case["drop_last"], time_effects=case["time_effects"])
     B = np.column_stack([X, Z])
     cand = candidate_grid(q, 0.05, "exact")
@@ -66,7 +53,7 @@ def test_curves_match_naive_ols(case):
 def test_bootstrap_replicates_match_naive():
     """Replicate F statistics equal the naive sequential estimation on the same draws."""
     rng = np.random.default_rng(3)
-    y, X, Z, q, ent, time = _panel(rng, N=10, T=5)
+    y, X, Z, q, ent, time = random_panel(rng, N=10, T=5)
     m = fastpanel.ThresholdPanel(y, X, Z, q, ent, time)
     res = m.fit(2, n_boot=4, trim=0.05, grid="exact", seed=11, backend="numba", progress=False)
     tr = PanelTransform(m.entity_codes, m.time_codes, drop_last=False, time_effects=False)
@@ -87,7 +74,7 @@ def test_bootstrap_replicates_match_naive():
 
 def test_same_seed_same_pvalues_and_wild():
     rng = np.random.default_rng(5)
-    y, X, Z, q, ent, time = _panel(rng, N=15, T=5, unbalanced=True, jump=1.0)
+    y, X, Z, q, ent, time = random_panel(rng, N=15, T=5, unbalanced=True, jump=1.0)
     m = fastpanel.ThresholdPanel(y, X, Z, q, ent, time)
     a = m.fit(1, n_boot=20, trim=0.05, bootstrap="wild", seed=2, backend="numba", progress=False)
     b = m.fit(1, n_boot=20, trim=0.05, bootstrap="wild", seed=2, backend="numba", progress=False)
@@ -100,7 +87,7 @@ def test_same_seed_same_pvalues_and_wild():
 # -- bad input ------------------------------------------------------------------------------------
 def _small():
     rng = np.random.default_rng(1)
-    return _panel(rng, N=10, T=5)
+    return random_panel(rng, N=10, T=5)
 
 
 def test_bad_input_messages():
@@ -159,15 +146,7 @@ def test_formula_api_and_results():
 
 # -- Hansen (1999) ---------------------------------------------------------------------------------
 def _hansen_model():
-    if not DATA.exists():
-        pytest.skip(f"Hansen (1999) data not found at {DATA} (shared reference data)")
-    d = np.loadtxt(DATA).reshape(565, 15, 4)
-    y = d[:, 1:, 0].ravel()
-    Q, CF, D = (d[:, :-1, j].ravel() for j in (1, 2, 3))
-    X = np.column_stack([Q, Q**2 / 1e3, Q**3 / 1e6, D, Q * D])
-    ent = np.repeat(np.arange(565), 14)
-    return fastpanel.ThresholdPanel(y, X, CF, D, ent, x_names=["Q", "Q2", "Q3", "D", "QD"],
-                                    z_names=["CF"], q_name="D", conventions="hansen1999")
+    return hansen_model(x_names=["Q", "Q2", "Q3", "D", "QD"], z_names=["CF"], q_name="D")
 
 
 def test_hansen1999_estimates():

@@ -9,7 +9,6 @@ scan is also compared directly with the naive per-grid-point OLS curve.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from fastpanel.panel_threshold.grid import candidate_grid
 from fastpanel.panel_threshold.scan import ThresholdEngine
 from fastpanel.panel_threshold.transform import PanelTransform
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hansen1999" / "invest.dat"
+from _threshold_data import hansen_model, random_panel
 
 BACKENDS = [pytest.param("cpp", id="cpp"), pytest.param("cuda", id="cuda", marks=pytest.mark.cuda)]
 
@@ -41,21 +40,9 @@ def _case_id(c: dict) -> str:
     return f"{kind}-{'unbal' if c['unbalanced'] else 'bal'}-pz{c['pz']}"
 
 
-def _panel(rng, N, T, pz, k=2, unbalanced=False, jump=0.0):
-    counts = rng.integers(3, T + 1, size=N) if unbalanced else np.full(N, T)
-    ent = np.repeat(np.arange(N), counts)
-    time = np.concatenate([np.arange(c) for c in counts])
-    n = ent.shape[0]
-    X = rng.normal(size=(n, k))
-    Z = rng.normal(size=(n, pz))
-    q = np.round(rng.uniform(size=n), 2)  # ties on purpose
-    y = X @ np.ones(k) + Z.sum(1) * (1 + jump * (q <= 0.5)) + rng.normal(size=N)[ent] + rng.normal(size=n)
-    return y, X, Z, q, ent, time
-
-
 def _engines(case, backend, seed, N, T):
     rng = np.random.default_rng(seed)
-    y, X, Z, q, ent, time = _panel(rng, N, T, case["pz"], unbalanced=case["unbalanced"])
+    y, X, Z, q, ent, time = random_panel(rng, N, T, case["pz"], unbalanced=case["unbalanced"])
     tr = PanelTransform(ent, time, drop_last=case["drop_last"], time_effects=case["time_effects"])
     B = np.column_stack([X, Z])
     cand = candidate_grid(q, 0.05, "exact")
@@ -191,7 +178,7 @@ def _same_results(a, b):
 @pytest.mark.parametrize("conventions", ["default", "hansen1999"])
 def test_fit_cpp_equals_numba(conventions):
     rng = np.random.default_rng(21)
-    y, X, Z, q, ent, time = _panel(rng, 30, 6, 1, jump=1.0)
+    y, X, Z, q, ent, time = random_panel(rng, 30, 6, 1, jump=1.0)
     m = fastpanel.ThresholdPanel(y, X, Z, q, ent, time, conventions=conventions)
     kw = dict(n_boot=25, trim=(0.05, 0.02, 0.02), grid="exact", seed=4, progress=False)
     _same_results(m.fit(3, backend="cpp", **kw), m.fit(3, backend="numba", **kw))
@@ -200,7 +187,7 @@ def test_fit_cpp_equals_numba(conventions):
 def test_formula_api_cpp_equals_numba():
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(8)
-    y, X, Z, q, ent, time = _panel(rng, 15, 5, 1, unbalanced=True, jump=1.0)
+    y, X, Z, q, ent, time = random_panel(rng, 15, 5, 1, unbalanced=True, jump=1.0)
     df = pd.DataFrame({"y": y, "x1": X[:, 0], "x2": X[:, 1], "z": Z[:, 0], "q": q, "firm": ent, "year": time})
     kw = dict(threshold_var="q", regime_vars="z", time="year", n_boot=20, trim=0.05, seed=0, bootstrap="wild",
               progress=False)
@@ -210,14 +197,7 @@ def test_formula_api_cpp_equals_numba():
 
 
 def test_hansen1999_cpp_equals_numba():
-    if not DATA.exists():
-        pytest.skip(f"Hansen (1999) data not found at {DATA} (shared reference data)")
-    d = np.loadtxt(DATA).reshape(565, 15, 4)
-    y = d[:, 1:, 0].ravel()
-    Q, CF, D = (d[:, :-1, j].ravel() for j in (1, 2, 3))
-    X = np.column_stack([Q, Q**2 / 1e3, Q**3 / 1e6, D, Q * D])
-    ent = np.repeat(np.arange(565), 14)
-    m = fastpanel.ThresholdPanel(y, X, CF, D, ent, conventions="hansen1999")
+    m = hansen_model()
     kw = dict(n_boot=30, trim=(0.01, 0.01, 0.05), seed=7, progress=False)
     a = m.fit(3, backend="cpp", **kw)
     assert a.tests["F"].round(1).tolist() == [32.6, 25.8, 4.2]  # Hansen (1999), Table 2

@@ -8,7 +8,7 @@ are removed listwise and counted (``n_dropped``), never silently.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -177,32 +177,46 @@ def _sweep(src: np.ndarray, dst: np.ndarray, fe: FixedEffects, w_arg: np.ndarray
 def _alternating_projections(
     X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, tol: float, maxiter: int
 ) -> tuple[np.ndarray, int, bool, float]:
-    """Irons-Tuck accelerated alternating projections (data space).
+    """Irons-Tuck accelerated alternating projections (data space), safeguarded.
 
-    Every iterate differs from X by an element of the span of the fixed effects, and so does
-    any affine combination of iterates: the extrapolated point stays in the right affine set,
-    whose unique fixed point under the sweep is the within transform.
+    Every iterate x differs from X by an element F of the span of the fixed effects, and the
+    within transform x* is the point of that affine set with the least weighted norm; by
+    orthogonality ||x||_W^2 = ||x*||_W^2 + ||x - x*||_W^2. So the weighted norm measures the
+    error exactly: plain sweeps never increase it, and an Irons-Tuck extrapolation (which can
+    overshoot when the sweep operator is far from symmetric) is kept, column by column, only if
+    it lowers the norm below the plain iterate's. ``maxiter`` counts sweeps.
     """
     w_arg = _EMPTY_F64 if w is None else w
     scale = np.abs(X).max(axis=0)
     scale[scale == 0] = 1.0
+
+    def wnorm(v: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->j", v, v) if w is None else np.einsum("i,ij,ij->j", w, v, v)
+
     x = np.array(X, order="F", copy=True)
-    gx = np.empty_like(x)
+    gx = _sweep(x, np.empty_like(x), fe, w_arg, kern)
     ggx = np.empty_like(x)
-    change = np.inf
-    for it in range(1, maxiter + 1):
-        _sweep(x, gx, fe, w_arg, kern)
+    sweeps, change = 1, np.inf
+    while sweeps < maxiter:
         _sweep(gx, ggx, fe, w_arg, kern)
+        sweeps += 1
         delta_g = ggx - gx
         change = float((np.abs(delta_g).max(axis=0) / scale).max())
         if change <= tol:
-            return ggx, 2 * it, True, change
+            return ggx, sweeps, True, change
+        if sweeps >= maxiter:
+            return ggx, sweeps, False, change
         delta2 = delta_g - gx + x
         ssq = np.einsum("ij,ij->j", delta2, delta2)
         vprod = np.einsum("ij,ij->j", delta_g, delta2)
-        coef = np.divide(vprod, ssq, out=np.zeros_like(ssq), where=ssq > 0)
-        np.subtract(ggx, coef * delta_g, out=x)
-    return ggx, 2 * maxiter, False, change
+        with np.errstate(over="ignore", invalid="ignore"):
+            coef = np.divide(vprod, ssq, out=np.zeros_like(ssq), where=ssq > 0)
+            x_ext = ggx - coef * delta_g
+            accept = np.isfinite(coef) & (wnorm(x_ext) < wnorm(ggx))
+        x = np.asfortranarray(np.where(accept, x_ext, ggx))
+        _sweep(x, gx, fe, w_arg, kern)
+        sweeps += 1
+    return gx, sweeps, False, change
 
 
 def within(
@@ -235,8 +249,11 @@ def within(
         Convergence tolerance of the iterative (three-or-more-way) path: the largest change of
         any column between sweeps, relative to that column's largest absolute value.
     maxiter : int, default 10000
-        Iteration limit of the iterative path; reaching it issues a :class:`ConvergenceWarning`
-        that names the tolerance achieved.
+        Limit on the sweeps (one pass of every one-way projection) of the iterative path, or on
+        the conjugate-gradient steps of the large two-way path; reaching it issues a
+        :class:`ConvergenceWarning` that names the tolerance achieved. Ill-conditioned designs
+        (fixed effects that barely connect) converge slowly: the change per sweep then
+        understates the remaining error, so tighten ``tol`` when in doubt.
     drop_missing : bool, default False
         When True, rows with NaN/inf in X or weights, or a missing id, are excluded from the
         computation; their output rows are NaN and their count is ``info.n_dropped``. When

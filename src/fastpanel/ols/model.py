@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import scipy.linalg
@@ -24,6 +24,9 @@ from fastpanel.factor import Factor, factorize
 from fastpanel.fixed_effects import FixedEffects
 from fastpanel.ols import covariance as cov
 from fastpanel.within import within
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastpanel.ols.results import OLSResults
 
 __all__ = ["PanelOLS", "estimate", "CollinearityWarning"]
 
