@@ -317,7 +317,7 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
         for g in range(n_groups):
             out[g] = np.linalg.lstsq(A - outer[g], b - xy[g], rcond=None)[0]
         return out
-    from fastpanel.ols.model import fixed_effects_of
+    from fastpanel.fixed_effects import FixedEffects
 
     y, Xr, w = state.y_raw, state.X_raw, state.weights
     out = np.empty((n_groups, k))
@@ -326,7 +326,7 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
         fsub = [f.subset(keep) for f in factors]
         stacked = np.column_stack([y[keep], Xr[keep]])
         wk = None if w is None else w[keep]
-        t = within(stacked, fixed_effects_of(fsub), weights=wk)
+        t = within(stacked, FixedEffects(fsub), weights=wk)
         if wk is not None:
             t = t * np.sqrt(wk)[:, None]
         out[g] = np.linalg.lstsq(t[:, 1:], t[:, 0], rcond=None)[0]

@@ -87,7 +87,7 @@ class FitState:
         """Rank of the dummy columns of the fixed effects (see the covariance module)."""
         if self._fe_df_exact is None:
             f = self.fe_factors
-            if len(f) == 2 and not fixed_effects_of(f).is_balanced_pair():
+            if len(f) == 2 and not FixedEffects(f).is_balanced_pair():
                 from scipy.sparse import coo_matrix
                 from scipy.sparse.csgraph import connected_components
 
@@ -101,14 +101,6 @@ class FitState:
             else:
                 self._fe_df_exact = self.fe_df_fixest
         return self._fe_df_exact
-
-
-def fixed_effects_of(factors: list[Factor]) -> FixedEffects:
-    """A FixedEffects from already factorised dimensions (no re-factorisation)."""
-    fe = FixedEffects.__new__(FixedEffects)
-    fe.factors = list(factors)
-    fe._balanced_pair = None
-    return fe
 
 
 def _as_vector(y: Any, name: str) -> np.ndarray:
@@ -322,7 +314,7 @@ def estimate(
         tss = float(centered[0, 0])
         ref = np.diag(centered)[1:] + total_w * means[1:] ** 2
         pooled_ssr = _pooled_ssr(centered)
-        out, info = within(work, fixed_effects_of(factors), weights=w, backend=backend, return_info=True, out=work)
+        out, info = within(work, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=work)
         backend_used = info.backend
         yt, Xt = out[:, 0], out[:, 1:]
         if w is None:  # one pass gives X'X, X'y and y'y of the transformed data
@@ -332,7 +324,7 @@ def estimate(
             stacked = np.empty((nobs, 1 + Xm.shape[1]), order="F")
             stacked[:, 0] = yv
             stacked[:, 1:] = Xm
-            out, info = within(stacked, fixed_effects_of(factors), weights=w, backend=backend, return_info=True, out=stacked)
+            out, info = within(stacked, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=stacked)
             backend_used = info.backend
             yt, Xt = out[:, 0], out[:, 1:]
         else:

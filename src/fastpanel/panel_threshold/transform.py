@@ -20,6 +20,8 @@ two-way unbalanced: entity ``-1/T_i`` and one global group with T weight vectors
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from fastpanel.fixed_effects import FixedEffects
@@ -61,14 +63,16 @@ class PanelTransform:
         self.is_last[starts[1:] - 1] = True
         self.keep = ~self.is_last if drop_last else np.ones(self.n, dtype=bool)
         self.n_out = int(self.keep.sum())
-        # every (entity, period) cell exactly once: the closed-form two-way quadratic form applies
-        self.is_balanced = bool(
-            self.n == self.n_entities * self.n_periods
-            and np.unique(self.entity * max(self.n_periods, 1) + self.time).shape[0] == self.n
-        )
         self.backend = backend
         ids = [self.entity, self.time] if time_effects else [self.entity]
         self._fe = FixedEffects(ids)
+
+    @functools.cached_property
+    def is_balanced(self) -> bool:
+        """Every (entity, period) cell exactly once: the closed-form two-way quadratic form applies."""
+        if self.n != self.n_entities * self.n_periods:
+            return False
+        return bool(np.unique(self.entity * max(self.n_periods, 1) + self.time).shape[0] == self.n)
 
     # -- the transform and its adjoint ---------------------------------------------------------
     def _demean(self, M: np.ndarray) -> np.ndarray:
