@@ -15,6 +15,13 @@ def as_float_matrix(X: Any, name: str = "X") -> tuple[np.ndarray, bool]:
     No copy is made when ``X`` already is Fortran-contiguous float64 (or a contiguous 1-D
     float64 vector); float32, integer and boolean input is upcast, strided input copied.
     """
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):
+        # pandas nullable columns (Float64, Int64, boolean) become float64 with NaN for <NA>,
+        # which within() treats as missing (drop_missing) instead of failing as "object"
+        try:
+            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            X = X.to_numpy()
     arr = np.asarray(X)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_

@@ -44,6 +44,34 @@ class Factor:
     _starts: np.ndarray | None = field(default=None, repr=False)
     _sorted: bool | None = field(default=None, repr=False)
     _missing: bool | None = field(default=None, repr=False)
+    _trusted: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A Factor built by a user is checked once here, and its codes are copied into a
+        # read-only array: kernels index with them unchecked, so an out-of-range code (or a
+        # caller who edits the array later) must never reach them.
+        if self._trusted:
+            return
+        codes = np.array(self.codes, copy=True)
+        if codes.ndim != 1:
+            raise ValueError(f"Factor codes must be 1-D, got shape {codes.shape}")
+        if codes.size and not (np.issubdtype(codes.dtype, np.integer) or codes.dtype == np.bool_):
+            raise TypeError(f"Factor codes must be integers, got dtype {codes.dtype}; use fastpanel.factorize(ids)")
+        codes = codes.astype(np.int64, copy=False)
+        levels = np.asarray(self.levels)
+        if levels.ndim != 1:
+            raise ValueError(f"Factor levels must be 1-D, got shape {levels.shape}")
+        if codes.size:
+            lo, hi = int(codes.min()), int(codes.max())
+            if lo < -1 or hi >= len(levels):
+                raise ValueError(
+                    f"Factor {self.name!r}: codes must lie in -1 .. {len(levels) - 1} (one level per code, -1 "
+                    f"for missing), got values in {lo} .. {hi}; use fastpanel.factorize(ids) to build codes"
+                )
+        codes.flags.writeable = False
+        self.codes, self.levels = codes, levels
+        self._counts = self._order = self._starts = self._sorted = self._missing = None
+        self._trusted = True
 
     @property
     def n_levels(self) -> int:
@@ -106,7 +134,7 @@ class Factor:
         present = np.zeros(self.n_levels, dtype=bool)
         present[codes] = True
         remap = np.cumsum(present) - 1
-        return Factor(remap[codes].astype(np.int64), self.levels[present], self.name)
+        return Factor(remap[codes].astype(np.int64), self.levels[present], self.name, _trusted=True)
 
 
 def _group_order(codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -133,13 +161,16 @@ def _int_factor(arr: np.ndarray, name: str) -> "Factor | None":
         return None
     present = counts > 0
     levels = np.flatnonzero(present).astype(np.int64) + lo
-    if present.all():  # the ids are dense already: codes = ids - lo (no copy when lo == 0)
-        codes = (arr if lo == 0 else arr - lo).view()
+    if present.all():  # the ids are dense already: codes = ids - lo
+        # always a copy: a view of the caller's array would change (or crash) later fits when
+        # the caller edits it
+        codes = arr.copy() if lo == 0 else arr - lo
         codes.flags.writeable = False
-        return Factor(codes, levels, name, _counts=counts, _sorted=bool(is_sorted), _missing=False)
+        return Factor(codes, levels, name, _counts=counts, _sorted=bool(is_sorted), _missing=False, _trusted=True)
     remap = np.cumsum(present, dtype=np.int64) - 1
     # remapping is monotone, so sortedness carries over
-    return Factor(remap[arr - lo], levels, name, _counts=counts[present], _sorted=bool(is_sorted), _missing=False)
+    return Factor(remap[arr - lo], levels, name, _counts=counts[present], _sorted=bool(is_sorted), _missing=False,
+                  _trusted=True)
 
 
 def factorize(values: Any, name: str = "ids") -> Factor:
@@ -162,10 +193,12 @@ def factorize(values: Any, name: str = "ids") -> Factor:
     import pandas as pd
 
     if isinstance(values, (pd.Series, pd.Index)) and isinstance(values.dtype, pd.CategoricalDtype):
-        cat = values.array
-        return Factor(np.asarray(cat.codes, dtype=np.int64), np.asarray(cat.categories), name)
+        values = values.array
     if isinstance(values, pd.Categorical):
-        return Factor(np.asarray(values.codes, dtype=np.int64), np.asarray(values.categories), name)
+        # Unused categories are not levels: they have no rows, and counting them would inflate
+        # the fixed-effect degrees of freedom.
+        cat = values.remove_unused_categories()
+        return Factor(np.array(cat.codes, dtype=np.int64), np.asarray(cat.categories), name, _trusted=True)
     if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
         values = values.to_numpy()
     arr = np.asarray(values)
@@ -174,7 +207,7 @@ def factorize(values: Any, name: str = "ids") -> Factor:
     if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
         arr = arr.astype(np.int64, copy=False) if arr.dtype != np.uint64 else arr
         if arr.size == 0:
-            return Factor(np.empty(0, dtype=np.int64), arr[:0], name)
+            return Factor(np.empty(0, dtype=np.int64), arr[:0], name, _trusted=True)
         fast = _int_factor(arr, name)
         if fast is not None:
             return fast
@@ -184,16 +217,16 @@ def factorize(values: Any, name: str = "ids") -> Factor:
             counts = np.bincount(shifted, minlength=hi - lo + 1)
             present = counts > 0
             levels = np.flatnonzero(present).astype(np.int64) + lo
-            if present.all():  # already dense codes 0..L-1 (shifted): used as they are, read-only
-                codes = np.ascontiguousarray(shifted).view()
+            if present.all():  # already dense codes 0..L-1 (shifted): a read-only copy
+                codes = np.array(shifted, dtype=np.int64, copy=True)
                 codes.flags.writeable = False
-                return Factor(codes, levels, name, _counts=counts.astype(np.int64), _missing=False)
+                return Factor(codes, levels, name, _counts=counts.astype(np.int64), _missing=False, _trusted=True)
             remap = np.cumsum(present, dtype=np.int64) - 1
-            return Factor(remap[shifted], levels, name, _missing=False)
+            return Factor(remap[shifted], levels, name, _missing=False, _trusted=True)
     if np.issubdtype(arr.dtype, np.floating):
         # inf is no more an identifier than NaN: both become missing (code -1).
         finite = np.isfinite(arr)
         if not finite.all():
             arr = np.where(finite, arr, np.nan)
     codes, uniques = pd.factorize(arr, sort=True, use_na_sentinel=True)
-    return Factor(np.asarray(codes, dtype=np.int64), np.asarray(uniques), name)
+    return Factor(np.asarray(codes, dtype=np.int64), np.asarray(uniques), name, _trusted=True)

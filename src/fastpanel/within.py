@@ -292,7 +292,7 @@ def within(
     if fe.n_obs != n:
         raise ValueError(f"ids have {fe.n_obs} rows but X has {n}; pass one id per row of X")
     w = as_weights(weights, n)
-    if not (isinstance(tol, (int, float)) and tol > 0):
+    if isinstance(tol, bool) or not (isinstance(tol, (int, float, np.integer, np.floating)) and np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol={tol!r} must be a positive number")
     if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
         raise ValueError(f"maxiter={maxiter!r} must be a positive integer")

@@ -132,10 +132,15 @@ def parse_vcov(vcov: object) -> VcovSpec:
                 raise ValueError("vcov={'CRV3': ...} supports one-way clustering only; use CRV1 for two-way")
             return VcovSpec(kind, parts)
         if kind == "DK":
-            lags = None if value is None else int(value)
-            if lags is not None and lags < 0:
-                raise ValueError(f"vcov={{'DK': {value!r}}}: the number of lags must be >= 0")
-            return VcovSpec("DK", (), lags)
+            ok = value is None or (
+                isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+            )
+            if not ok:
+                raise ValueError(
+                    f"vcov={{'DK': {value!r}}}: the number of lags must be a non-negative integer "
+                    "(or None for the default), e.g. {'DK': 2}"
+                )
+            return VcovSpec("DK", (), None if value is None else int(value))
     raise ValueError(
         f"vcov={vcov!r} is not understood; pass a string such as 'HC1' or a one-entry dict such "
         "as {'CRV1': 'entity'} or {'DK': 2}"
@@ -313,9 +318,14 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
         Xs, ys = X[order], yt[order]
         outer = np.add.reduceat(Xs[:, :, None] * Xs[:, None, :], starts, axis=0)
         xy = np.add.reduceat(Xs * ys[:, None], starts, axis=0)
+        # Equilibrate before solving: a singular-value cutoff (lstsq) relative to the largest
+        # column would truncate a regressor of scale 1e-8 next to one of scale 1 and break the
+        # exact scaling of the standard errors.
+        d = 1.0 / np.sqrt(np.maximum(np.diag(A), np.finfo(float).tiny))
         out = np.empty((n_groups, k))
         for g in range(n_groups):
-            out[g] = np.linalg.lstsq(A - outer[g], b - xy[g], rcond=None)[0]
+            Ag = (A - outer[g]) * d[:, None] * d[None, :]
+            out[g] = d * np.linalg.lstsq(Ag, (b - xy[g]) * d, rcond=None)[0]
         return out
     from fastpanel.fixed_effects import FixedEffects
 
@@ -329,7 +339,9 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
         t = within(stacked, FixedEffects(fsub), weights=wk)
         if wk is not None:
             t = t * np.sqrt(wk)[:, None]
-        out[g] = np.linalg.lstsq(t[:, 1:], t[:, 0], rcond=None)[0]
+        Xg = t[:, 1:]
+        d = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->j", Xg, Xg)), np.finfo(float).tiny)
+        out[g] = d * np.linalg.lstsq(Xg * d, t[:, 0], rcond=None)[0]
     return out
 
 
@@ -338,6 +350,14 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
     n, X, bread = state.nobs, state.X, state.bread
     clusters = _cluster_factors(state, spec) if spec.clusters else []
     K = _k_total(state, ssc, spec, clusters)
+    if n - state.k - (state.fe_df_exact if state.fe_factors else 0) <= 0:
+        # Whatever K a clustered convention uses, the residuals are zero up to rounding here:
+        # any standard error would be a number made of rounding errors.
+        raise ValueError(
+            f"the model fits the {n} observations exactly ({state.k} slopes and "
+            f"{state.fe_df_exact if state.fe_factors else 0} fixed-effect parameters): no residual degrees of "
+            "freedom, so standard errors are undefined; use fewer regressors or fixed effects, or more data"
+        )
     if n - K <= 0:
         raise ValueError(
             f"no residual degrees of freedom: {n} observations but {K} parameters (slopes and fixed "
@@ -385,6 +405,11 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
     if kind == "DK":
         t = state.extra["__time__"]
         T = t.n_levels
+        if T < 2:
+            raise ValueError(
+                f"vcov={{'DK': ...}} (Driscoll-Kraay) needs at least 2 periods in the sample, got {T}; "
+                "use 'hetero' or a clustered covariance"
+            )
         lags = default_dk_lags(T) if spec.lags is None else spec.lags
         if lags >= T:
             raise ValueError(f"vcov={{'DK': {lags}}}: the lags must be below the number of periods ({T})")

@@ -115,7 +115,18 @@ def etable(results: Sequence[Any], *, type: str = "text", digits: int = 3) -> ET
     -------
     ETable or str
     """
-    table = ETable(results, digits)
+    from fastpanel.ols.results import OLSResults
+
+    items = list(results.values()) if isinstance(results, dict) else (
+        [results] if isinstance(results, OLSResults) else list(results)
+    )
+    for j, r in enumerate(items):
+        if not isinstance(r, OLSResults):
+            raise TypeError(
+                f"etable: results[{j}] is a {r.__class__.__name__}, not a fit; pass a list of results "
+                "returned by feols or PanelOLS.fit"
+            )
+    table = ETable(items, digits)
     kind = type.lower()
     if kind == "object":
         return table

@@ -11,6 +11,7 @@ import builtins
 import difflib
 import functools
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from fastpanel.ols import covariance as cov
 from fastpanel.ols.model import estimate
 from fastpanel.ols.results import OLSResults
 
-__all__ = ["feols"]
+__all__ = ["feols", "MissingSplitWarning"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$")
 _NAMESPACE = {"np", "numpy", "C", "I", "log", "exp", "center", "scale", "poly", "bs", "Q", "T", "lag"}
@@ -30,6 +31,8 @@ def _to_pandas(data: Any, columns: list[str]) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         return data
     mod = type(data).__module__
+    if mod.startswith("polars") and type(data).__name__ == "LazyFrame":
+        raise TypeError("data is a polars LazyFrame; call .collect() on it first and pass the DataFrame")
     if mod.startswith("polars"):
         present = [c for c in dict.fromkeys(columns) if c in data.columns]
         return data.select(present).to_pandas()
@@ -57,8 +60,17 @@ def _parse(fml: str) -> tuple[str, str, list[str]]:
     return lhs, rhs, fes
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _required(formula: str) -> list[str]:
-    return list(_required_cached(formula))
+    try:
+        return list(_required_cached(formula))
+    except Exception as exc:  # formulaic's syntax errors carry terminal colour codes
+        if type(exc).__module__.startswith("formulaic"):
+            msg = _ANSI.sub("", str(exc)).replace("\u29db", "").replace("\u29da", "").strip()
+            raise ValueError(f"formula {formula!r} cannot be parsed: {msg}") from None
+        raise
 
 
 @functools.lru_cache(maxsize=256)
@@ -182,6 +194,12 @@ def feols(
     if ssc not in cov.SSC_PRESETS:
         raise ValueError(f"ssc={ssc!r} is not a preset; use one of {cov.SSC_PRESETS}")
     lhs, rhs, fes = _parse(fml)
+    dup = sorted({f for f in fes if fes.count(f) > 1})
+    if dup:
+        raise ValueError(
+            f"formula {fml!r} names the fixed effect {', '.join(map(repr, dup))} more than once; list each "
+            "fixed effect once"
+        )
     main_vars = _required(f"{lhs} ~ {rhs}")
     cluster_cols = [c for c in spec.clusters if isinstance(c, str)]
     if len(cluster_cols) != len(spec.clusters):
@@ -229,7 +247,30 @@ def feols(
 
     if split_col is None:
         return fit_one(df)
+    split_values = df[split_col]
+    missing = split_values.isna()
+    if split_values.dtype.kind == "f":  # inf is no group label either (as for ids)
+        missing |= np.isinf(split_values.to_numpy())
+    n_missing = int(missing.sum())
+    if n_missing == len(df):
+        raise ValueError(f"split/by column {split_col!r} is missing on every row; nothing to fit")
+    if n_missing:
+        warnings.warn(
+            f"feols({'split' if split is not None else 'by'}={split_col!r}): {n_missing} of {len(df)} rows have a "
+            f"missing {split_col!r} and belong to no group; they are not used (each result's "
+            "n_missing_split counts them)",
+            MissingSplitWarning,
+            stacklevel=2,
+        )
     out: dict[Any, OLSResults] = {}
-    for value, frame in df.groupby(split_col, sort=True, observed=True):
-        out[value] = fit_one(frame)
+    for value, frame in df[~missing].groupby(split_col, sort=True, observed=True):
+        try:
+            out[value] = fit_one(frame)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{split_col} = {value!r}: {exc}") from exc
+        out[value].n_missing_split = n_missing
     return out
+
+
+class MissingSplitWarning(UserWarning):
+    """Rows with a missing split/by value belong to no group and were not used."""

@@ -230,6 +230,9 @@ def estimate(
     if not (np.issubdtype(Xm.dtype, np.number) or Xm.dtype == np.bool_):
         raise TypeError(f"X must be numeric, got dtype {Xm.dtype}; encode text regressors as categoricals")
     Xm = np.asarray(Xm, dtype=np.float64)
+    if not (isinstance(collin_tol, (float, int, np.floating, np.integer)) and np.isfinite(collin_tol)
+            and 0 <= collin_tol < 1):
+        raise ValueError(f"collin_tol={collin_tol!r} must be a number in [0, 1), e.g. 1e-10")
     names = list(names)
     if len(names) != Xm.shape[1]:
         raise ValueError(f"names has {len(names)} entries but X has {Xm.shape[1]} columns")
@@ -274,9 +277,10 @@ def estimate(
     extra_factors: dict[str, Factor] = {}
     fe_by_id = {id(arr): f for (_, arr), f in zip(fe, factors)}
     for key, arr in extra_arrays.items():
-        ef = fe_by_id.get(id(arr)) or factorize(arr, str(key))
+        label = _extra_label(str(key))
+        ef = fe_by_id.get(id(arr)) or factorize(arr, label)
         if ef.n_obs != n:
-            raise ValueError(f"{key!r} has {ef.n_obs} rows but y has {n}")
+            raise ValueError(f"{label} has {ef.n_obs} rows but y has {n}; pass one value per row")
         if ef.has_missing:
             bad |= ef.codes < 0
         extra_factors[key] = ef
@@ -311,8 +315,14 @@ def estimate(
     gram = None
     if in_place:
         total_w, means, centered = moments if moments is not None else _raw_moments(work, w)
+        if _shift_large_means(work, means, centered, total_w):
+            # Columns whose mean dwarfs their spread (y = 1e8 + noise) were shifted by a value of
+            # their own; the fixed effects absorb any constant, so only the moments change.
+            total_w, means, centered = _raw_moments(work, w)
         tss = float(centered[0, 0])
-        ref = np.diag(centered)[1:] + total_w * means[1:] ** 2
+        # Collinearity is judged on centred sums of squares: an offset (x = 1e8 + noise) must
+        # not make a regressor look absorbed.
+        ref = np.diag(centered)[1:].copy()
         pooled_ssr = _pooled_ssr(centered)
         out, info = within(work, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=work)
         backend_used = info.backend
@@ -321,27 +331,32 @@ def estimate(
             gram = _gram(out)[1]
     else:
         if factors:
+            # Shift every column by its first value: the fixed effects absorb constants, and the
+            # transform then works on numbers of the data's spread, not of its mean (1e8 + noise
+            # keeps all its digits).
             stacked = np.empty((nobs, 1 + Xm.shape[1]), order="F")
-            stacked[:, 0] = yv
-            stacked[:, 1:] = Xm
+            np.subtract(yv, yv[0], out=stacked[:, 0])
+            np.subtract(Xm, Xm[0], out=stacked[:, 1:])
             out, info = within(stacked, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=stacked)
             backend_used = info.backend
             yt, Xt = out[:, 0], out[:, 1:]
         else:
             yt, Xt = yv, np.asfortranarray(Xm)
-        if w is not None:
-            ref = np.einsum("ij,ij->j", Xm * w[:, None], Xm)
-            ybar = float(np.dot(w, yv) / w.sum())
-            tss = float(np.dot(w, (yv - ybar) ** 2))
+        wn = np.ones(nobs) if w is None else w
+        ybar = float(np.dot(wn, yv) / wn.sum())
+        tss = float(np.dot(wn, (yv - ybar) ** 2))
+        if factors:
+            # centred (weighted) sums of squares: the scale of what the effects can leave over
+            xbar = (wn @ Xm) / wn.sum()
+            ref = np.einsum("ij,ij->j", (Xm - xbar) * wn[:, None], Xm - xbar)
         else:
-            ref = np.einsum("ij,ij->j", Xm, Xm)
-            ybar = float(yv.mean())
-            tss = float(np.dot(yv - ybar, yv - ybar))
+            ref = np.einsum("ij,ij->j", Xm * wn[:, None], Xm)
     if w is not None:
         sw = np.sqrt(w)
         yt = yt * sw
         Xt = Xt * sw[:, None]
 
+    _check_scale(ref, Xm, names)
     params, bread, kept = _solve(Xt, yt, ref, names, collin_tol, gram)
     dropped = [names[j] for j in range(len(names)) if j not in kept]
     if dropped:
@@ -428,6 +443,49 @@ def _raw_moments(Z: np.ndarray, w: np.ndarray | None, chunk: int = 1 << 18) -> t
         Zc = Z[start:start + chunk] - means
         cross += (Zc if w is None else Zc * w[start:start + chunk, None]).T @ Zc
     return total, means, cross
+
+
+def _check_scale(ref: np.ndarray, Xm: np.ndarray, names: Sequence[str]) -> None:
+    """Refuse regressors whose squares leave the range of float64: their sums of squares
+    underflow (or overflow), so no collinearity decision or solve could be trusted."""
+    for j in np.flatnonzero((ref < 1e-250) | (ref > 1e250)):
+        col = Xm[:, j]
+        spread = float(np.nanmax(col) - np.nanmin(col)) if col.size else 0.0
+        if ref[j] > 1e250 or 0.0 < spread < 1e-125:
+            raise ValueError(
+                f"regressor {names[j]!r} varies on a scale of {spread:.1e}, outside what float64 sums of squares "
+                "can hold; rescale it (e.g. multiply by a power of ten) before fitting"
+            )
+
+
+def _extra_label(key: str) -> str:
+    """How an internal key (cluster or period array) is named in messages."""
+    if key.startswith("__cluster__"):
+        return f"the cluster variable {key[len('__cluster__'):]!r} of vcov"
+    if key == "__time__":
+        return "the period ids (time)"
+    return repr(key)
+
+
+_OFFSET_RATIO = 64.0  # |mean| / sd above which a column is shifted before the transform
+
+
+def _shift_large_means(work: np.ndarray, means: np.ndarray, centered: np.ndarray, total_w: float) -> bool:
+    """Subtract the first row from every column of ``work`` whose mean is large next to its
+    spread (in place; ``work`` is the estimator's own buffer). Returns whether any was shifted.
+
+    One-pass moments lose ``eps * (mean / sd)^2`` relative and the transform ``eps * mean / sd``;
+    after the shift both are at the precision of data with a small mean. A constant column
+    becomes exactly zero, so it is recognised as absorbed.
+    """
+    sd = np.sqrt(np.maximum(np.diag(centered), 0.0) / max(total_w, np.finfo(float).tiny))
+    cols = np.flatnonzero(np.abs(means) > _OFFSET_RATIO * sd)
+    if cols.size == 0 or work.shape[0] == 0:
+        return False
+    first = work[0, cols].copy()
+    for j, s0 in zip(cols, first):
+        work[:, j] -= s0
+    return True
 
 
 def _pooled_ssr(centered: np.ndarray) -> float:

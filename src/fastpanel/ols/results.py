@@ -47,6 +47,8 @@ class OLSResults:
         self.n_dropped = state.n_dropped
         self.nobs_dropped = state.n_dropped
         self.n_singletons = state.n_singletons
+        #: rows of the whole data that are in no ``split``/``by`` group (missing group value)
+        self.n_missing_split = 0
         self.ssr = state.ssr
         self.backend = state.backend
         self.dropped_regressors = list(state.dropped)
@@ -57,11 +59,14 @@ class OLSResults:
         self.df_resid = float(state.nobs - state.k - fe_df)
         self.rsquared = 1.0 - state.ssr / state.tss if state.tss > 0 else np.nan
         self.rsquared_within = 1.0 - state.ssr / state.tss_within if state.tss_within > 0 else np.nan
-        self.rsquared_adj = 1.0 - (1.0 - self.rsquared) * (state.nobs - 1) / self.df_resid
+        # With no residual degrees of freedom left under the reported convention (clustered
+        # covariances may still have some), the adjusted R2 and the F test are undefined.
+        has_df = self.df_resid > 0
+        self.rsquared_adj = 1.0 - (1.0 - self.rsquared) * (state.nobs - 1) / self.df_resid if has_df else np.nan
         # Classical F test that every slope (not the intercept) is zero, given the effects.
         k_f = state.k - (1 if state.has_intercept else 0)
         base = state.tss_within if state.fe_factors else state.tss
-        if k_f > 0 and state.ssr > 0:
+        if k_f > 0 and state.ssr > 0 and has_df:
             self.fvalue = ((base - state.ssr) / k_f) / (state.ssr / self.df_resid)
             self.f_pvalue = float(stats.f.sf(self.fvalue, k_f, self.df_resid))
         else:
@@ -133,6 +138,7 @@ class OLSResults:
             ("Observations", f"{self.nobs:,}"),
             ("NaN rows dropped", f"{self.n_dropped:,}"),
             ("Singletons dropped", f"{self.n_singletons:,}"),
+            *([("Missing split value", f"{self.n_missing_split:,} rows (in no group)")] if self.n_missing_split else []),
             ("Fixed effects", " + ".join(self.fixed_effects) or "none"),
             ("Covariance", f"{self.vcov_label} (ssc={self.ssc})"),
             ("R-squared", f"{self.rsquared:.4f}"),
