@@ -30,7 +30,8 @@ def hansen():
     Q, CF, D = (d[:, :-1, j].ravel() for j in (1, 2, 3))
     X = np.column_stack([Q, Q**2 / 1e3, Q**3 / 1e6, D, Q * D])
     ent = np.repeat(np.arange(565), 14)
-    model = fastpanel.ThresholdPanel(y, X, CF, D, ent, conventions="hansen1999")
+    year = np.tile(np.arange(1974, 1988), 565)
+    model = fastpanel.ThresholdPanel(y, X, CF, D, ent, year, conventions="hansen1999")
     model.fit(3, n_boot=2, trim=(0.01, 0.01, 0.05), seed=0, progress=False)  # JIT, caches
     return model
 

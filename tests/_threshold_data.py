@@ -35,4 +35,5 @@ def hansen_model(**names) -> fastpanel.ThresholdPanel:
     Q, CF, D = (d[:, :-1, j].ravel() for j in (1, 2, 3))
     X = np.column_stack([Q, Q**2 / 1e3, Q**3 / 1e6, D, Q * D])
     ent = np.repeat(np.arange(565), 14)
-    return fastpanel.ThresholdPanel(y, X, CF, D, ent, conventions="hansen1999", **names)
+    year = np.tile(np.arange(1974, 1988), 565)
+    return fastpanel.ThresholdPanel(y, X, CF, D, ent, year, conventions="hansen1999", **names)

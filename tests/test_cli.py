@@ -212,10 +212,10 @@ def test_threshold_round_trip_equals_python_api(files, kind, tmp_path):
     plot = tmp_path / "lr.png"
     result = run_cli("--quiet", "threshold", str(files[kind]), TH_FORMULA, "--threshold-var",
                      "storage", "--regime", "log_cloud_spend", "--boot", "20", "--seed", "3",
-                     "--format", "json", "--plot", str(plot))
+                     "--time", "year", "--format", "json", "--plot", str(plot))
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
-    expected = threshold(TH_FORMULA, files["frame"], threshold_var="storage",
+    expected = threshold(TH_FORMULA, files["frame"], threshold_var="storage", time="year",
                          regime_vars="log_cloud_spend", n_thresholds=1, n_boot=20, seed=3,
                          progress=False)
     np.testing.assert_allclose(payload["thresholds"], np.asarray(expected.thresholds, float), rtol=1e-12)

@@ -94,7 +94,7 @@ def run_analyses(frame: pd.DataFrame, *, seed: int, n_boot: int, progress: bool)
     fe = feols(FE_FORMULA, frame, vcov={"CRV1": "city"})
     timings["fixed_effects"] = time.perf_counter() - start
     start = time.perf_counter()
-    th = threshold(THRESHOLD_FORMULA, frame, threshold_var="storage",
+    th = threshold(THRESHOLD_FORMULA, frame, threshold_var="storage", time="year",
                    regime_vars="log_cloud_spend", n_thresholds=2, n_boot=n_boot, seed=seed,
                    progress=progress)
     timings["threshold"] = time.perf_counter() - start

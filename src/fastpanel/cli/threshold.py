@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": 0 if args.seed is None else args.seed,
         "progress": not args.quiet,
     }
+    if args.time:
+        kwargs["time"] = args.time
     if args.bootstrap:
         kwargs["bootstrap"] = args.bootstrap
     result = threshold(args.formula, frame, **kwargs)

@@ -15,6 +15,7 @@ each side of a threshold already estimated.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -39,6 +40,18 @@ def _per_test(value: Any, n: int, name: str) -> tuple:
             raise ValueError(f"{name}={value!r} must have one entry per threshold ({n})")
         return tuple(value)
     return (value,) * n
+
+
+def _as_number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a number")
+    return float(value)
+
+
+def _as_count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name}={value!r} must be a non-negative integer (0 skips the bootstrap)")
+    return int(value)
 
 
 def _as_2d(a: Any, name: str, n: int | None = None) -> np.ndarray:
@@ -77,7 +90,11 @@ class ThresholdPanel:
                  time_effects: bool = False):
         if conventions not in _CONVENTIONS:
             raise ValueError(f"conventions={conventions!r}: choose 'default' or 'hansen1999'")
-        y = np.asarray(y, dtype=np.float64).ravel()
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D (one value per row), got shape {y.shape}")
         n = y.shape[0]
         X = _as_2d(np.empty((n, 0)) if X is None else X, "X", n)
         Z = _as_2d(Z, "Z", n)
@@ -92,25 +109,33 @@ class ThresholdPanel:
                 raise ValueError(
                     f"{name} has {int(bad.sum())} rows with NaN or inf; remove them first "
                     "(the threshold model needs complete rows; fastpanel never drops rows silently)")
-        entity = np.asarray(entity)
-        if entity.shape[0] != n:
-            raise ValueError(f"entity has {entity.shape[0]} rows but y has {n}")
-        ent_levels, ent_codes = np.unique(entity, return_inverse=True)
+        if n == 0:
+            raise ValueError("y is empty: the threshold model needs data")
+        ent_factor = _id_factor(entity, "entity", n)
+        ent_levels, ent_codes = ent_factor.levels, ent_factor.codes
+        self.has_time = time is not None
         if time is None:
+            # Without periods the rows of an entity have no order that could be trusted: every
+            # computation that needs one (period effects, Hansen's deleted last period, the
+            # residual bootstrap's aligned periods) refuses below, and nothing else uses these.
             order = np.argsort(ent_codes, kind="stable")
-            time_codes = np.empty(n, dtype=np.int64)
-            counts = np.bincount(ent_codes)
-            starts = np.concatenate(([0], np.cumsum(counts)))
-            time_codes[order] = np.arange(n) - np.repeat(starts[:-1], counts)
+            time_codes = np.zeros(n, dtype=np.int64)
         else:
-            time = np.asarray(time)
-            if time.shape[0] != n:
-                raise ValueError(f"time has {time.shape[0]} rows but y has {n}")
-            _, time_codes = np.unique(time, return_inverse=True)
+            time_factor = _id_factor(time, "time", n)
+            time_codes = time_factor.codes
             order = np.lexsort((time_codes, ent_codes))
             key = ent_codes[order] * (time_codes.max() + 1) + time_codes[order]
-            if np.any(np.diff(key) == 0):
-                raise ValueError("entity and time identify some rows twice; each (entity, time) pair must be unique")
+            dup = np.flatnonzero(np.diff(key) == 0)
+            if dup.size:
+                r = order[dup[0]]
+                raise ValueError(
+                    f"entity and time identify {dup.size} row(s) twice, e.g. entity {ent_levels[ent_codes[r]]!r} in "
+                    f"period {time_factor.levels[time_codes[r]]!r}; each (entity, time) pair must be unique")
+        if time is None and time_effects:
+            raise ValueError("time_effects=True needs the period of each row: pass time= (the period ids)")
+        if time is None and conventions == "hansen1999":
+            raise ValueError("conventions='hansen1999' deletes each entity's last period and needs the period of "
+                             "each row: pass time= (the period ids)")
         self._order = order
         self.y, self.X, self.Z, self.q = y[order], X[order], Z[order], q[order]
         self.entity_codes = ent_codes[order].astype(np.int64)
@@ -122,6 +147,9 @@ class ThresholdPanel:
         self.conventions = conventions
         self.time_effects = bool(time_effects)
         counts = np.bincount(self.entity_codes)
+        if counts.max() < 2:
+            raise ValueError(f"every entity has a single row ({n} rows, {counts.shape[0]} entities): the entity "
+                             "effects absorb everything; the threshold model needs entities observed more than once")
         self.is_balanced = bool(np.all(counts == counts[0]))
         if self.time_effects and conventions == "hansen1999":
             raise ValueError("time_effects=True needs conventions='default' (Hansen's paper has firm effects only)")
@@ -134,6 +162,9 @@ class ThresholdPanel:
                     raise ValueError(
                         f"regime variable {self.z_names[j]!r} is also in X ({self.x_names[i]!r}); its "
                         "regime slopes already include a common slope: remove it from X")
+        self.X, self.x_names, self.dropped_regressors = _drop_collinear(
+            self.X, self.Z, self.x_names, self.z_names, self.entity_codes,
+            self.time_codes if self.time_effects else None)
 
     def fit(self, n_thresholds: int = 1, *, n_boot: int | Sequence[int] = 300,
             trim: float | Sequence[float] = 0.01, grid: int | str = 400,
@@ -163,12 +194,20 @@ class ThresholdPanel:
         if isinstance(n_thresholds, bool) or n_thresholds not in (1, 2, 3):
             raise ValueError(f"n_thresholds={n_thresholds!r} must be 1, 2 or 3")
         K = int(n_thresholds)
-        trims = tuple(float(t) for t in _per_test(trim, K, "trim"))
-        boots = tuple(int(b) for b in _per_test(n_boot, K, "n_boot"))
+        trims = tuple(_as_number(t, "trim") for t in _per_test(trim, K, "trim"))
+        boots = tuple(_as_count(b, "n_boot") for b in _per_test(n_boot, K, "n_boot"))
+        if seed is not None and not isinstance(seed, np.random.SeedSequence) and (
+                isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed={seed!r} must be a non-negative integer (or None for a fresh seed)")
+        if grid is None or isinstance(grid, bool) or not (grid == "exact" or isinstance(grid, (int, np.integer))):
+            raise ValueError(f"grid={grid!r} must be an integer >= 2 (number of quantiles) or 'exact'")
         if any(not (0.0 <= t < 0.5) for t in trims):
             raise ValueError(f"trim={trim!r}: each trimming share must lie in [0, 0.5)")
         if bootstrap not in ("residual", "wild"):
             raise ValueError(f"bootstrap={bootstrap!r}: choose 'residual' or 'wild'")
+        if bootstrap == "residual" and any(boots) and not self.has_time:
+            raise ValueError("bootstrap='residual' resamples whole entity histories period by period and needs "
+                             "the period of each row: pass time= (or use bootstrap='wild')")
         if bootstrap == "residual" and any(boots) and not self.is_balanced:
             raise ValueError("bootstrap='residual' resamples whole entity blocks and needs a balanced "
                              "panel; this panel is unbalanced: use bootstrap='wild'")
@@ -271,6 +310,25 @@ class ThresholdPanel:
         return fitted, yt - fitted
 
 
+def _id_factor(ids: Any, name: str, n: int):
+    """Dense codes of entity or period ids; missing ids are refused (the formula front end
+    drops and counts those rows before they get here)."""
+    from fastpanel.factor import factorize
+
+    if ids is None:
+        raise ValueError(f"{name} is None; pass one {name} id per row")
+    if np.ndim(ids) != 1:
+        raise ValueError(f"{name} must be 1-D (one id per row), got shape {np.shape(ids)}")
+    f = factorize(ids, name)
+    if f.n_obs != n:
+        raise ValueError(f"{name} has {f.n_obs} rows but y has {n}")
+    if f.has_missing:
+        raise ValueError(
+            f"{name} has {int((f.codes < 0).sum())} missing ids (NaN, None or inf); drop those rows first, or use "
+            "fastpanel.threshold(formula, data), which drops and counts them")
+    return f
+
+
 def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str | Sequence[str],
               n_thresholds: int = 1, time: str | None = None, conventions: str = "default",
               time_effects: bool = False, **fit_kwargs: Any) -> ThresholdResults:
@@ -280,32 +338,51 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     ----------
     formula : str
         ``"y ~ x1 + x2 | entity"`` (regime-independent regressors) or ``"y ~ 1 | entity"``
-        when every regressor is regime dependent. Terms may be formulaic expressions.
+        when every regressor is regime dependent; ``"y ~ x | entity + time"`` adds period
+        effects (as in :func:`fastpanel.feols`) with ``time`` the period column. Terms may be
+        formulaic expressions such as ``np.log(x)``.
     data : pandas or polars DataFrame.
     threshold_var : column of the threshold variable.
     regime_vars : column(s) with regime-dependent slopes.
     n_thresholds : 1, 2 or 3.
-    time : optional period column (sorts rows within entity; needed for time effects).
+    time : optional period column: rows are ordered by (entity, period). Needed for period
+        effects, ``conventions="hansen1999"`` and the residual bootstrap.
     conventions, time_effects : see :class:`ThresholdPanel`.
     **fit_kwargs : passed to :meth:`ThresholdPanel.fit` (n_boot, trim, grid, bootstrap, seed, ...).
 
     Returns
     -------
     ThresholdResults
+        ``n_dropped`` counts the rows deleted for missing values (NaN or inf in a variable,
+        missing entity or period id); regressors collinear with others or absorbed by the
+        effects are dropped with a warning and listed in ``dropped_regressors``.
     """
     import pandas as pd
 
     if not isinstance(formula, str) or "~" not in formula or "|" not in formula:
-        raise ValueError(f"formula={formula!r} must look like 'y ~ x1 + x2 | entity'")
+        raise ValueError(f"formula={formula!r} must look like 'y ~ x1 + x2 | entity' or 'y ~ x | entity + time'")
     if not isinstance(data, pd.DataFrame):
-        if hasattr(data, "to_pandas"):
+        if hasattr(data, "to_pandas") and type(data).__name__ != "LazyFrame":
             data = data.to_pandas()
         else:
             raise TypeError(f"data must be a pandas or polars DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError("data has no rows")
     lhs, rest = formula.split("~", 1)
     rhs, fe = rest.rsplit("|", 1)
-    yname, entity_name = lhs.strip(), fe.strip()
+    yname = lhs.strip()
+    effects = [t.strip() for t in fe.split("+") if t.strip()]
+    if not 1 <= len(effects) <= 2:
+        raise ValueError(f"formula={formula!r}: after '|' name the entity column, or 'entity + time' for entity "
+                         "and period effects")
+    entity_name = effects[0]
+    if len(effects) == 2:
+        if time is not None and time != effects[1]:
+            raise ValueError(f"formula names the period column {effects[1]!r} but time={time!r}; give one of them")
+        time, time_effects = effects[1], True
     zs = [regime_vars] if isinstance(regime_vars, str) else list(regime_vars)
+    if not isinstance(threshold_var, str):
+        raise TypeError(f"threshold_var={threshold_var!r} must be a column name")
     for col in [yname, entity_name, threshold_var, *zs] + ([time] if time else []):
         if col not in data.columns:
             raise ValueError(f"column {col!r} is not in data")
@@ -315,23 +392,79 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     else:
         from formulaic import model_matrix
 
-        Xdf = model_matrix(" + ".join(terms) + " - 1", data, na_action="ignore")
-    used = [yname, threshold_var, *zs]
-    bad = data[used].isna().any(axis=1).to_numpy() | Xdf.isna().any(axis=1).to_numpy()
-    if bad.any():
-        raise ValueError(f"{int(bad.sum())} rows have missing values in {used + list(Xdf.columns)}; "
-                         "drop them explicitly before fitting (rows are never dropped silently)")
+        with np.errstate(all="ignore"):  # log of <= 0 gives NaN: those rows are counted below
+            Xdf = model_matrix(" + ".join(terms) + " - 1", data, na_action="ignore")
     overlap = [z for z in zs if z in Xdf.columns]
     if overlap:
         raise ValueError(f"regime_vars {overlap} also appear among the regressors of the formula; "
                          "remove them from the formula (their regime slopes include a common slope)")
-    model = ThresholdPanel(data[yname].to_numpy(float), Xdf.to_numpy(float), data[zs].to_numpy(float),
-                           data[threshold_var].to_numpy(float), data[entity_name].to_numpy(),
-                           None if time is None else data[time].to_numpy(),
-                           x_names=list(Xdf.columns), z_names=zs, q_name=threshold_var,
+    used = [yname, threshold_var, *zs]
+    values = np.column_stack([data[used].to_numpy(dtype=np.float64, na_value=np.nan),
+                              np.asarray(Xdf, dtype=np.float64)])
+    bad = ~np.isfinite(values).all(axis=1)
+    from fastpanel.factor import factorize
+
+    for col in [entity_name] + ([time] if time else []):
+        bad |= factorize(data[col], col).codes < 0
+    n_dropped = int(bad.sum())
+    if n_dropped == len(data):
+        raise ValueError(f"every row has a missing value in {used + list(Xdf.columns)} or a missing id")
+    keep = ~bad
+    sub = data.loc[keep] if n_dropped else data
+    Xv = np.asarray(Xdf, dtype=np.float64)[keep]
+    x_names = [str(c) for c in Xdf.columns]
+    y = sub[yname].to_numpy(float)
+    Z = sub[zs].to_numpy(float)
+    ent = sub[entity_name].to_numpy()
+    per = None if time is None else sub[time].to_numpy()
+    model = ThresholdPanel(y, Xv, Z, sub[threshold_var].to_numpy(float), ent, per,
+                           x_names=x_names, z_names=zs, q_name=threshold_var,
                            conventions=conventions, time_effects=time_effects)
     res = model.fit(n_thresholds, **fit_kwargs)
+    res.n_dropped = n_dropped
     if time is not None:
-        res._time_labels = np.unique(data[time].to_numpy())
+        res._time_labels = np.unique(per)
     return res
 
+
+def _drop_collinear(X: np.ndarray, Z: np.ndarray, x_names: list[str], z_names: list[str], entity: Any,
+                    time: Any) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop regime-independent regressors that are collinear with earlier ones or absorbed by
+    the fixed effects, as :func:`fastpanel.feols` does (warning by name); a regime variable
+    that is refuses the model.
+
+    The decision is made on the within-transformed columns, relative to each column's centred
+    sum of squares (a regressor 1e8 + noise is not "absorbed").
+    """
+    from fastpanel.ols.model import CollinearityWarning
+    from fastpanel.within import within
+
+    B = np.column_stack([Z, X])  # regime variables first: they are never the ones dropped
+    names = list(z_names) + list(x_names)
+    if B.shape[1] == 0:
+        return X, x_names, []
+    ids = entity if time is None else [entity, time]
+    Bc = B - B[0]  # shift: the effects absorb constants, the transform keeps the digits
+    Bt = within(Bc, ids)
+    ref = np.einsum("ij,ij->j", Bc - Bc.mean(0), Bc - Bc.mean(0))
+    A = Bt.T @ Bt
+    kept: list[int] = []
+    for j in range(B.shape[1]):
+        resid = A[j, j]
+        if kept:
+            akj = A[kept, j]
+            resid -= akj @ np.linalg.lstsq(A[np.ix_(kept, kept)], akj, rcond=None)[0]
+        if resid > 1e-10 * ref[j] and ref[j] > 0:
+            kept.append(j)
+        elif j < Z.shape[1]:
+            raise ValueError(
+                f"regime variable {names[j]!r} is collinear with the other regressors or absorbed by the fixed "
+                "effects; its regime slopes are not identified: choose another regime variable")
+    dropped = [names[j] for j in range(Z.shape[1], B.shape[1]) if j not in kept]
+    if dropped:
+        warnings.warn(
+            f"dropped {len(dropped)} regressor(s) collinear with other regressors or absorbed by the fixed "
+            f"effects: {', '.join(dropped)}; their coefficients are not identified (remove them to silence "
+            "this warning)", CollinearityWarning, stacklevel=3)
+    keep_x = [j - Z.shape[1] for j in kept if j >= Z.shape[1]]
+    return X[:, keep_x], [x_names[j] for j in keep_x], dropped

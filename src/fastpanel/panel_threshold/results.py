@@ -7,7 +7,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ThresholdResults", "lr_critical_value"]
+__all__ = ["ThresholdResults", "bootstrap_critical_value", "bootstrap_pvalue", "lr_critical_value"]
+
+
+# Bootstrap F statistics within this relative distance of the observed F are ties: the
+# backends' floating-point paths differ by ~1e-14 relative, and a draw that reproduces the
+# sample (all Rademacher weights +1 on a small panel) gives F* = F up to rounding.
+TIE_RTOL = 1e-9
+
+
+def bootstrap_pvalue(boot_F: np.ndarray, F: float, hansen: bool) -> float:
+    """Share of bootstrap draws at least as large as ``F``.
+
+    ``hansen=False`` (fastpanel): ties count as exceedances, ``P(F* >= F)``.
+    ``hansen=True`` (Hansen's program): ``P(F* > F)``, ties not counted.
+    Ties are decided with the relative tolerance ``TIE_RTOL``, so every backend agrees.
+    """
+    tol = TIE_RTOL * max(1.0, abs(F))
+    exceed = boot_F > F + tol if hansen else boot_F >= F - tol
+    return float(np.mean(exceed))
+
+
+def bootstrap_critical_value(boot_F: np.ndarray, p: float, hansen: bool) -> float:
+    """The ``p`` quantile of the draws: interpolated (``np.quantile``, fastpanel) or, as in
+    Hansen's program, the order statistic at 1-based position ``ceil(p * B)``."""
+    if not hansen:
+        return float(np.quantile(boot_F, p))
+    B = boot_F.shape[0]
+    pos = int(np.ceil(p * B - 1e-9))  # 1-based; the guard keeps 0.95 * 100 at 95
+    return float(np.sort(boot_F)[min(max(pos, 1), B) - 1])
 
 
 def lr_critical_value(level: float) -> float:
@@ -72,10 +100,10 @@ class ThresholdResults:
             rows.append({
                 "n_thresholds": k,
                 "F": F_obs[k - 1],
-                "pvalue": float(np.mean(Fb >= F_obs[k - 1])) if nb else np.nan,
-                "crit10": float(np.quantile(Fb, 0.90)) if nb else np.nan,
-                "crit5": float(np.quantile(Fb, 0.95)) if nb else np.nan,
-                "crit1": float(np.quantile(Fb, 0.99)) if nb else np.nan,
+                "pvalue": bootstrap_pvalue(Fb, F_obs[k - 1], strict) if nb else np.nan,
+                "crit10": bootstrap_critical_value(Fb, 0.90, strict) if nb else np.nan,
+                "crit5": bootstrap_critical_value(Fb, 0.95, strict) if nb else np.nan,
+                "crit1": bootstrap_critical_value(Fb, 0.99, strict) if nb else np.nan,
                 "ssr": float(seq.ssr[ssr_keys[k]][0]),
                 "n_boot": nb,
             })
@@ -93,6 +121,9 @@ class ThresholdResults:
         coef = np.linalg.solve(Rx, Qx.T @ yt)
         resid = yt - Xt @ coef
         self.nobs = Xt.shape[0]
+        #: rows deleted for missing values by the formula front end (0 for the array API)
+        self.n_dropped = 0
+        self.dropped_regressors = list(getattr(model, "dropped_regressors", []))
         k = Xt.shape[1]
         # hansen1999: e'e / (n(T-1) - n - k) (Hansen's printed s.e.); default: n T - n_fe - k
         self.df_resid = self.nobs - tr.n_absorbed - k
@@ -175,6 +206,8 @@ class ThresholdResults:
     def regime_shares(self) -> pd.DataFrame:
         """Share of entities in each regime by period (Hansen 1999, Table 4)."""
         m = self.model
+        if not m.has_time:
+            raise ValueError("regime shares by period need the period of each row: fit with time= (the period ids)")
         edges = np.concatenate(([-np.inf], self.thresholds, [np.inf]))
         strict = self.conventions == "hansen1999"
         regime = (np.searchsorted(edges, m.q, side="right" if strict else "left") - 1)
@@ -189,7 +222,10 @@ class ThresholdResults:
         """Text summary: thresholds with confidence intervals, F tests, coefficients."""
         lines = ["Panel threshold regression (Hansen 1999)",
                  f"conventions: {self.conventions}   backend: {self.backend}   "
-                 f"nobs: {self.nobs}   bootstrap: {self.bootstrap}", "",
+                 f"nobs: {self.nobs}   rows dropped (missing values or ids): {self.n_dropped}   "
+                 f"bootstrap: {self.bootstrap}",
+                 *([f"dropped regressors (collinear or absorbed): {', '.join(self.dropped_regressors)}"]
+                   if self.dropped_regressors else []), "",
                  f"Thresholds ({self.ci_level:.0%} confidence interval):"]
         for g, (lo, hi) in zip(self.thresholds, self.ci):
             lines.append(f"  {g:12.6g}   [{lo:.6g}, {hi:.6g}]")
