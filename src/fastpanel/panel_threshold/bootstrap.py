@@ -55,7 +55,8 @@ def _progress(total: int, enabled: bool, desc: str):
 
 def bootstrap_statistics(engine: ThresholdEngine, k: int, fitted: np.ndarray, resid: np.ndarray,
                          draws: np.ndarray, kind: str, windows: tuple[int, ...],
-                         statistic: Callable, *, chunk: int | None = None, progress: bool = False) -> np.ndarray:
+                         statistic: Callable, *, chunk: int | None = None, progress: bool = False,
+                         hansen: bool = False) -> np.ndarray:
     """F statistics of the k-th test on every bootstrap replicate.
 
     Parameters
@@ -70,6 +71,8 @@ def bootstrap_statistics(engine: ThresholdEngine, k: int, fitted: np.ndarray, re
     chunk : replicates per batch; by default as many as keep each (replicate x observation)
         and (replicate x candidate) array of a batch near 128 MB (at most 64).
     progress : show a tqdm bar when stderr is a terminal.
+    hansen : follow Hansen's program: its exclusion windows, and in the third test's draws the
+        first threshold unrefined with the third stage's window around the second.
 
     Returns
     -------
@@ -93,7 +96,10 @@ def bootstrap_statistics(engine: ThresholdEngine, k: int, fitted: np.ndarray, re
         else:
             Estar = resid[:, None] * d[:, ent_t].T
         U, ee = engine.residual_u(fitted[:, None] + Estar)
-        seq = run_sequence(engine, U, ee, k, windows)
+        if hansen and k == 3:
+            seq = run_sequence(engine, U, ee, k, windows, hansen=True, refine=False, window2=windows[2])
+        else:
+            seq = run_sequence(engine, U, ee, k, windows, hansen=hansen)
         out[start:start + d.shape[0]] = statistic(seq, k)
         if bar is not None:
             bar.update(d.shape[0])

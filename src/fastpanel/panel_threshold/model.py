@@ -7,10 +7,20 @@ variance in the F and LR statistics ``S / (n - n_fe - k)`` (degrees-of-freedom c
 time effects and unbalanced panels (together too) are allowed.
 ``"hansen1999"``: Hansen's own computation: after the within transform the last period of
 each entity is deleted (n(T-1) rows); ``sigma^2 = S / (n(T-1))``; lower regime ``q < g``;
-OLS standard errors divide ``e'e`` by ``n(T-1) - n - k``. In both conventions the grid is the
-quantiles of the distinct values of ``q`` (or every distinct value with ``grid="exact"``),
-trimmed at each end, and Hansen's exclusion window removes ``n_quantiles * trim`` candidates on
-each side of a threshold already estimated.
+OLS standard errors divide ``e'e`` by ``n(T-1) - n - k``. It follows Hansen's R program
+(thresh_p) where it differs from the paper: the exclusion window around a threshold already
+estimated (``nn`` grid values below it, ``qnt = grid * trim``) removes the 1-based grid positions
+``nn - qnt <= i < nn + qnt``; in the bootstrap of the third test the first threshold is kept at
+its estimate (no refinement) and the third stage's trim sets the window around the second;
+critical values are order statistics (position ``ceil(p B)`` of the sorted draws) and the
+p-value is the share of draws with ``F* > F``.
+
+``"default"`` uses a window symmetric around the fixed threshold's index (``|j - f| <= grid *
+trim``), refines the first threshold in every bootstrap draw as in the estimation, interpolates
+critical values (``np.quantile``) and counts ``F* >= F``. In both, draws within ``1e-9``
+relative of ``F`` are ties (so every backend gives the same p-value), the grid is the quantiles
+of the distinct values of ``q`` (or every distinct value with ``grid="exact"``) trimmed at each
+end, and ``res.n_selected`` is Hansen's sequential choice at ``level``.
 """
 
 from __future__ import annotations
@@ -171,7 +181,7 @@ class ThresholdPanel:
             bootstrap: Literal["residual", "wild"] = "residual",
             weights: Literal["rademacher", "mammen", "webb"] = "rademacher",
             seed: int | None = None, ci_level: float = 0.95, backend: str | None = None,
-            progress: bool = True) -> ThresholdResults:
+            progress: bool = True, level: float = 0.05) -> ThresholdResults:
         """Estimate the thresholds sequentially and bootstrap the F tests.
 
         Parameters
@@ -184,6 +194,7 @@ class ThresholdPanel:
         weights : wild weights, "rademacher", "mammen" or "webb".
         seed : seed of ``np.random.default_rng``.
         ci_level : level of the threshold confidence intervals.
+        level : significance level of Hansen's sequential selection (``res.n_selected``).
         backend : "cpp", "numba", "cuda", "auto" or None (default in force).
         progress : tqdm bar on the bootstrap when stderr is a terminal.
 
@@ -213,6 +224,8 @@ class ThresholdPanel:
                              "panel; this panel is unbalanced: use bootstrap='wild'")
         if bootstrap == "wild" and weights not in ("rademacher", "mammen", "webb"):
             raise ValueError(f"weights={weights!r}: choose 'rademacher', 'mammen' or 'webb'")
+        if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0.0 < level < 1.0:
+            raise ValueError(f"level={level!r} must lie in (0, 1), e.g. 0.05")
         if not 0.0 < ci_level < 1.0:
             raise ValueError(f"ci_level={ci_level!r} must lie in (0, 1)")
         n_distinct = np.unique(self.q).shape[0]
@@ -240,7 +253,7 @@ class ThresholdPanel:
                 f"a regime at the edge of the grid has only {min_obs} observations; raise trim")
         yt = tr.apply(self.y)
         U, ee = engine.residual_u(yt)
-        seq = run_sequence(engine, U, ee, K, windows, keep_curves=True)
+        seq = run_sequence(engine, U, ee, K, windows, keep_curves=True, hansen=strict)
         n_out = tr.n_out
         kB = B.shape[1]
 
@@ -270,9 +283,9 @@ class ThresholdPanel:
             fitted, resid = self._fit_transformed(tr, yt, [cand[i] for i in null_thresholds[k]], strict)
             draws = draw_bootstrap(rng, bootstrap, weights, boots[k - 1], tr.n_entities)
             boot_F.append(bootstrap_statistics(engine, k, fitted, resid, draws, bootstrap, windows,
-                                               statistic, progress=progress))
+                                               statistic, progress=progress, hansen=strict))
         return ThresholdResults._build(self, engine, tr, seq, K, cand, windows, F_obs, boot_F,
-                                       sigma2, ci_level, name, bootstrap, strict)
+                                       sigma2, ci_level, name, bootstrap, strict, level)
 
     def _design(self, thresholds: Sequence[float], strict: bool) -> tuple[np.ndarray, list[str]]:
         """Untransformed regressors [X, Z*1(regime r) for r = 0..m] and their names."""

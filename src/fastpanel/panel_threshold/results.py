@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ThresholdResults", "bootstrap_critical_value", "bootstrap_pvalue", "lr_critical_value"]
+__all__ = ["ThresholdResults", "bootstrap_critical_value", "bootstrap_pvalue", "lr_critical_value",
+           "sequential_selection"]
 
 
 # Bootstrap F statistics within this relative distance of the observed F are ties: the
@@ -38,6 +39,20 @@ def bootstrap_critical_value(boot_F: np.ndarray, p: float, hansen: bool) -> floa
     return float(np.sort(boot_F)[min(max(pos, 1), B) - 1])
 
 
+def sequential_selection(pvalues: np.ndarray, level: float) -> int | None:
+    """Hansen's (1999, section 4) sequential procedure: test 1 threshold against none; if the
+    test rejects at ``level``, test 2 against 1; and so on. Returns the number of thresholds
+    chosen, or None when a test needed for the decision has no bootstrap p-value."""
+    chosen = 0
+    for p in pvalues:
+        if not np.isfinite(p):
+            return None
+        if p >= level:
+            break
+        chosen += 1
+    return chosen
+
+
 def lr_critical_value(level: float) -> float:
     """Hansen's (1999, eq. 16) asymptotic critical value ``c(a) = -2 ln(1 - sqrt(level))``.
 
@@ -63,7 +78,7 @@ class ThresholdResults:
 
     @classmethod
     def _build(cls, model, engine, tr, seq, K, cand, windows, F_obs, boot_F, sigma2, ci_level,
-               backend, bootstrap, strict) -> ThresholdResults:
+               backend, bootstrap, strict, level: float = 0.05) -> ThresholdResults:
         self = cls.__new__(cls)
         self.model, self.n_thresholds, self.backend = model, K, backend
         self.bootstrap, self.ci_level, self.grid = bootstrap, ci_level, cand
@@ -110,7 +125,44 @@ class ThresholdResults:
         self.tests = pd.DataFrame(rows).set_index("n_thresholds")
         self.boot_F = boot_F
         self._fit_params(tr, strict)
+        self._tr, self._strict = tr, strict
+        # estimates of the model with k thresholds, k = 1..K (Hansen's sequence: the model with
+        # two thresholds uses the refined first one)
+        idx = {k: sorted(float(cand[int(seq.idx[st][0])]) for st in sts) for k, sts in
+               {1: ["1"], 2: ["1r", "2"], 3: ["1r", "2", "3"]}.items() if k <= K}
+        self._thresholds_by_k = {0: [], **idx}
+        # confidence sets of the model with k thresholds, from the SSR curve of each estimate
+        sigma_k = {"1": 1, "1r": 2, "2": 2, "3": 3}
+        self._ci_by_k = {}
+        for k, sts in {1: ["1"], 2: ["1r", "2"], 3: ["1r", "2", "3"]}.items():
+            if k <= K:
+                sets = []
+                for st in sts:
+                    i = int(seq.idx[st][0])
+                    S = seq.curves[st][0]
+                    LR = (S - S[i]) / float(sigma2(np.array([S[i]]), sigma_k[st])[0])
+                    sets.append((float(cand[i]), cand[LR <= crit]))
+                self._ci_by_k[k] = [c for _, c in sorted(sets, key=lambda e: e[0])]
+        self.selection_level = float(level)
+        self.n_selected = sequential_selection(self.tests["pvalue"].to_numpy(), level)
         return self
+
+    def thresholds_for(self, k: int) -> np.ndarray:
+        """Threshold estimates of the model with ``k`` thresholds (0 .. n_thresholds)."""
+        if k not in self._thresholds_by_k:
+            raise ValueError(f"k={k!r}: this fit estimated models with 0 to {self.n_thresholds} thresholds")
+        return np.array(self._thresholds_by_k[k])
+
+    def params_for(self, k: int) -> pd.DataFrame:
+        """Coefficients of the model with ``k`` thresholds: estimate and OLS, White and
+        entity-clustered standard errors (the selected model is ``params_for(res.n_selected)``)."""
+        from copy import copy
+
+        view = copy(self)
+        view.thresholds = self.thresholds_for(k)
+        view._fit_params(self._tr, self._strict)
+        return pd.DataFrame({"coef": view.params, "se (OLS)": view.bse, "se (White)": view.bse_robust,
+                             "se (cluster)": view.bse_cluster})
 
     def _fit_params(self, tr, strict: bool) -> None:
         model = self.model
@@ -220,19 +272,39 @@ class ThresholdResults:
 
     def summary(self) -> str:
         """Text summary: thresholds with confidence intervals, F tests, coefficients."""
+        k = self.n_thresholds if self.n_selected is None else self.n_selected
         lines = ["Panel threshold regression (Hansen 1999)",
                  f"conventions: {self.conventions}   backend: {self.backend}   "
                  f"nobs: {self.nobs}   rows dropped (missing values or ids): {self.n_dropped}   "
                  f"bootstrap: {self.bootstrap}",
                  *([f"dropped regressors (collinear or absorbed): {', '.join(self.dropped_regressors)}"]
                    if self.dropped_regressors else []), "",
-                 f"Thresholds ({self.ci_level:.0%} confidence interval):"]
-        for g, (lo, hi) in zip(self.thresholds, self.ci):
-            lines.append(f"  {g:12.6g}   [{lo:.6g}, {hi:.6g}]")
-        lines += ["", "Threshold tests:", self.tests.to_string(float_format=lambda v: f"{v:.4g}"), ""]
-        tab = pd.DataFrame({"coef": self.params, "se (OLS)": self.bse, "se (White)": self.bse_robust})
-        lines += ["Coefficients:", tab.to_string(float_format=lambda v: f"{v:.6g}")]
+                 "Threshold tests (bootstrap):", self.tests.to_string(float_format=lambda v: f"{v:.4g}"), "",
+                 self.selection_text(), ""]
+        if k == 0:
+            lines.append("Model shown: no threshold (linear fixed-effects model).")
+        else:
+            lines.append(f"Model shown: {k} threshold(s); thresholds ({self.ci_level:.0%} LR confidence set):")
+            for g, cs in zip(self.thresholds_for(k), self._ci_by_k[k]):
+                note = "   (the LR confidence set is this single grid point)" if cs.shape[0] == 1 else ""
+                lines.append(f"  {g:12.6g}   [{cs.min():.6g}, {cs.max():.6g}]{note}")
+        lines += ["", "Coefficients:", self.params_for(k).to_string(float_format=lambda v: f"{v:.6g}")]
         return "\n".join(lines)
+
+    def selection_text(self) -> str:
+        """One sentence: how Hansen's sequential tests chose ``n_selected``."""
+        lvl = f"{self.selection_level:.0%}" if self.selection_level * 100 == round(self.selection_level * 100) \
+            else f"{self.selection_level:g}"
+        if self.n_selected is None:
+            return (f"Sequential selection at {lvl}: not available (no bootstrap p-values; set n_boot > 0); "
+                    f"the model with {self.n_thresholds} threshold(s) is shown.")
+        steps = []
+        for k, p in self.tests["pvalue"].items():
+            verdict = "rejects" if p < self.selection_level else "does not reject"
+            steps.append(f"{k} vs {k - 1}: p = {p:.3g} {verdict}")
+            if p >= self.selection_level:
+                break
+        return f"Sequential selection at {lvl}: {self.n_selected} threshold(s) ({'; '.join(steps)})."
 
     def __str__(self) -> str:
         return self.summary()

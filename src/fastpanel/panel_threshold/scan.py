@@ -109,23 +109,38 @@ class SequenceResult:
     curves: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _argmin_excluding(S: np.ndarray, fixed: list[np.ndarray], window: int) -> np.ndarray:
-    """Arg-min of each row of S over candidates farther than ``window`` from every fixed index."""
+def _argmin_excluding(S: np.ndarray, fixed: list[np.ndarray], window: int, hansen: bool = False) -> np.ndarray:
+    """Arg-min of each row of S over the candidates outside the window around every fixed index.
+
+    fastpanel (``hansen=False``): the window is symmetric, ``|j - f| <= window``.
+    Hansen's program (``hansen=True``): with ``nn = f`` grid values below the fixed threshold
+    and ``qnt = window``, it excludes the 1-based positions ``nn - qnt <= i < nn + qnt``, i.e.
+    the 0-based ``f - qnt - 1 <= j <= f + qnt - 2``.
+    """
     S = S.copy()
     G = S.shape[1]
     cols = np.arange(G)
     for f in fixed:
-        S[np.abs(cols[None, :] - f[:, None]) <= window] = np.inf
+        if hansen:
+            d = cols[None, :] - f[:, None]
+            S[(d >= -window - 1) & (d <= window - 2)] = np.inf
+        else:
+            S[np.abs(cols[None, :] - f[:, None]) <= window] = np.inf
     return np.argmin(S, axis=1), S
 
 
 def run_sequence(engine: ThresholdEngine, U: np.ndarray, ee: np.ndarray, n_thresholds: int,
-                 windows: tuple[int, ...], *, keep_curves: bool = False) -> SequenceResult:
+                 windows: tuple[int, ...], *, keep_curves: bool = False, hansen: bool = False,
+                 refine: bool = True, window2: int | None = None) -> SequenceResult:
     """Hansen's sequential estimation for every replicate (row of ``U``).
 
     Stages: ``"1"`` first threshold; ``"2"`` second given the first; ``"1r"`` first refined
     given the second; ``"3"`` third given the refined first and the second. ``windows[k]`` is the
     exclusion half-width (in candidate indices) around thresholds already fixed at stage k+1.
+    ``hansen`` selects the shape of the exclusion window of Hansen's program (see
+    :func:`_argmin_excluding`). ``refine=False`` keeps the first threshold unrefined (``"1r"`` is
+    then ``"1"`` with the SSR of stage ``"2"``), and ``window2`` replaces the window of stage
+    2: Hansen's program does both in the bootstrap of the third test.
     """
     R = U.shape[0]
     rows = np.arange(R)
@@ -137,17 +152,23 @@ def run_sequence(engine: ThresholdEngine, U: np.ndarray, ee: np.ndarray, n_thres
         out.curves["1"] = S1
     if n_thresholds >= 2:
         S2, _ = engine.scan(U, ee, i1[:, None])
-        i2, S2m = _argmin_excluding(S2, [i1], windows[1])
+        i2, S2m = _argmin_excluding(S2, [i1], windows[1] if window2 is None else window2, hansen)
         out.idx["2"], out.ssr["2"] = i2, S2[rows, i2]
-        S1r, _ = engine.scan(U, ee, i2[:, None])
-        i1r, S1rm = _argmin_excluding(S1r, [i2], windows[1])
-        out.idx["1r"], out.ssr["1r"] = i1r, S1r[rows, i1r]
+        if refine:
+            S1r, _ = engine.scan(U, ee, i2[:, None])
+            i1r, S1rm = _argmin_excluding(S1r, [i2], windows[1], hansen)
+            out.idx["1r"], out.ssr["1r"] = i1r, S1r[rows, i1r]
+        else:
+            i1r = i1
+            out.idx["1r"], out.ssr["1r"] = i1, out.ssr["2"]
         if keep_curves:
-            out.curves["2"], out.curves["1r"] = S2m, S1rm
+            out.curves["2"] = S2m
+            if refine:
+                out.curves["1r"] = S1rm
     if n_thresholds >= 3:
         fixed = np.stack([i1r, i2], axis=1)
         S3, _ = engine.scan(U, ee, fixed)
-        i3, S3m = _argmin_excluding(S3, [i1r, i2], windows[2])
+        i3, S3m = _argmin_excluding(S3, [i1r, i2], windows[2], hansen)
         out.idx["3"], out.ssr["3"] = i3, S3[rows, i3]
         if keep_curves:
             out.curves["3"] = S3m
