@@ -124,7 +124,9 @@ def test_report_folder_is_self_contained(tmp_path, ols):
     assert "<link" not in html and "<script" not in html and "http" not in html
     assert "text &lt;with&gt; markup &amp; stuff" in html
     assert "![a figure](f.png)" in (out / "report.md").read_text()
-    assert json.loads((out / "results.json").read_text()) == {"generator": "fastpanel", "x": 1.5}
+    # the manifest lists what the report wrote (a later report replaces only those files)
+    assert json.loads((out / "results.json").read_text()) == {
+        "generator": "fastpanel", "files": ["f.png", "report.html", "report.md", "results.json", "t.tex"], "x": 1.5}
     # A previous report is replaced; nothing else is left beside it.
     _report(ols).write(tmp_path / "rep")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]

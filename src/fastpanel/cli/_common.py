@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
-__all__ = ["CLIError", "add_global_options", "apply_global_options", "echo", "MISSING_FEATURE"]
+__all__ = ["CLIError", "add_global_options", "apply_global_options", "check_output", "echo", "MISSING_FEATURE"]
 
 MISSING_FEATURE = (
     "{what} is not available in this installation of fastpanel (module {module} is missing)"
@@ -65,3 +66,28 @@ def echo(args: argparse.Namespace, *parts: Any, force: bool = False) -> None:
 
 def stderr(*parts: Any) -> None:
     print(*parts, file=sys.stderr, flush=True)
+
+
+def check_output(path: str | None, option: str, *, inputs: tuple[str, ...] = (), force: bool = False,
+                 directory: bool = False) -> None:
+    """Refuse an output path before any work is done: never an input file (also through a
+    link), never an existing file unless ``--force``, and only in a writable folder."""
+    if path is None:
+        return
+    target = os.path.abspath(path)
+    for src in inputs:
+        same = os.path.realpath(target) == os.path.realpath(src)
+        if not same and os.path.exists(target) and os.path.exists(src):
+            same = os.path.samefile(target, src)
+        if same:
+            raise CLIError(f"{option} {path} is the input data file; choose another output path "
+                           "(fastpanel never overwrites its input)")
+    if os.path.isdir(target) and not directory:
+        raise CLIError(f"{option} {path} is a folder; give a file name")
+    if os.path.exists(target) and not directory and not force:
+        raise CLIError(f"{option} {path} exists; pass --force to overwrite it")
+    parent = os.path.dirname(target) or "."
+    if not os.path.isdir(parent):
+        raise CLIError(f"{option} {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"{option} {path}: the folder {parent} is not writable")

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastpanel.cli._common import CLIError, add_global_options, echo
+from fastpanel.cli._common import CLIError, add_global_options, check_output, echo
 
 __all__ = ["register", "run", "benchmark_dir", "ratio_rows", "ratio_table", "regressions"]
 
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="saved pytest-benchmark JSON; exit 1 when a ratio worsens by >10%%")
     p.add_argument("--markdown", default=None, metavar="PATH",
                    help="also write the ratio table to PATH")
+    p.add_argument("--force", action="store_true", help="overwrite existing --json/--markdown files")
     p.add_argument("-k", default=None, metavar="EXPR", help="pytest -k expression")
     add_global_options(p, suppress=True)
     p.set_defaults(handler=run)
@@ -124,6 +125,9 @@ def _load_json(path: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    inputs = (args.compare,) if args.compare else ()
+    check_output(args.json, "--json", inputs=inputs, force=args.force)
+    check_output(args.markdown, "--markdown", inputs=inputs, force=args.force)
     old = _load_json(args.compare) if args.compare else None
     bench_dir = benchmark_dir()
     with tempfile.TemporaryDirectory() as tmp:

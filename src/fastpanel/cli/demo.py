@@ -30,7 +30,7 @@ __all__ = ["register", "run", "analysis_frame", "FE_FORMULA", "THRESHOLD_FORMULA
 _CONTROLS = ("peo", "fin", "fou", "invest", "retail", "agri", "indus", "inex")
 _CONTROL_TERMS = " + ".join(f"log_{c}" for c in _CONTROLS)
 FE_FORMULA = f"log_gdp ~ log_computing + log_computing:pivot + {_CONTROL_TERMS} | city + year"
-THRESHOLD_FORMULA = f"log_gdp ~ log_computing + log_computing_pivot + {_CONTROL_TERMS} | city"
+THRESHOLD_FORMULA = f"log_gdp ~ log_computing + log_computing:pivot + {_CONTROL_TERMS} | city"
 CS_FORMULA = f"log_gdp ~ log_computing * pivot + {_CONTROL_TERMS}"
 KEY_TERMS = ["log_computing", "log_computing:pivot", "pivot"]
 SYNTHETIC_NOTE = ("SYNTHETIC DATA: fastpanel.datasets.city_panel simulates 336 Chinese cities, "
@@ -57,7 +57,6 @@ def analysis_frame(data: pd.DataFrame) -> pd.DataFrame:
     out = data[["city", "province", "region", "year", "pivot", "storage"]].copy()
     for column in ("gdp", "computing", "cloud_spend", "storage", *_CONTROLS):
         out[f"log_{column}"] = np.log(data[column].to_numpy())
-    out["log_computing_pivot"] = out["log_computing"] * out["pivot"]
     return out
 
 
@@ -137,8 +136,7 @@ def run(args: argparse.Namespace) -> int:
     years = split_models(fits["cross_sections"])
 
     beta = truth["beta"]
-    th_truth = {**beta, "log_computing_pivot": beta["log_computing:pivot"],
-                **_regime_truth(th, truth, frame["storage"].to_numpy())}
+    th_truth = {**beta, **_regime_truth(th, truth, frame["storage"].to_numpy())}
     report = Report("fastpanel demo: computing, cloud spending and GDP in 336 cities (synthetic)")
     report.banner(SYNTHETIC_NOTE)
     report.paragraph(f"fastpanel {__version__}; data seed {seed}; bootstrap draws per test "
@@ -150,40 +148,55 @@ def run(args: argparse.Namespace) -> int:
     report.paragraph(f"Formula: {FE_FORMULA}. The true elasticity is "
                      f"{beta['log_computing']} outside hub cities and "
                      f"{beta['log_computing'] + beta['log_computing:pivot']:.2f} in the 13 hubs.")
-    report.table(coef_table(fe, "md", truth=beta, caption=caption),
-                 coef_table(fe, "html", truth=beta, caption=caption),
-                 tex=coef_table(fe, "latex", truth=beta, caption=caption),
+    fe_notes = (f"within R² {fe.rsquared_within:.4f}; clusters: "
+                + ", ".join(f"{c} {g:,}" for c, g in fe.n_clusters.items()))
+    report.table(coef_table(fe, "md", truth=beta, caption=caption, notes=fe_notes),
+                 coef_table(fe, "html", truth=beta, caption=caption, notes=fe_notes),
+                 tex=coef_table(fe, "latex", truth=beta, caption=caption, notes=fe_notes.replace("R²", "R$^2$")),
                  tex_name="table_fixed_effects.tex")
-    echo(args, "", coef_table(fe, "text", truth=beta, caption="1. " + caption), force=True)
+    echo(args, "", coef_table(fe, "text", truth=beta, caption="1. " + caption, notes=fe_notes), force=True)
 
     # 2. threshold --------------------------------------------------------------------------
+    # The model presented is the one Hansen's sequential bootstrap tests choose; the tests of
+    # every number of thresholds stay in the table.
+    k_sel = th.n_thresholds if th.n_selected is None else th.n_selected
+    th_all, th = th, th.model_for(k_sel)
+    th_truth = {**beta, **_regime_truth(th, truth, frame["storage"].to_numpy())}
     thresholds = [float(t) for t in th.thresholds]
     ci = [tuple(float(v) for v in pair) for pair in th.ci]
+    single = [len(c) == 1 for c in th.ci_sets]
+
+    def _fmt_ci(t: float, lo: float, hi: float, one: bool) -> str:
+        return (f"{t:.2f} (95% LR set: the single grid point {lo:.2f})" if one
+                else f"{t:.2f} (95% CI {lo:.2f} to {hi:.2f})")
     report.heading("2. Threshold in the cloud-spending elasticity (Hansen 1999)")
     report.paragraph(
         f"Formula: {THRESHOLD_FORMULA}; regime variable log_cloud_spend; threshold variable "
         f"storage (PB). True model: one threshold at {truth['threshold']:g} PB where the "
         f"elasticity rises from {truth['cloud_elasticity'][0]} to {truth['cloud_elasticity'][1]}. "
-        f"Estimated thresholds: " + "; ".join(
-            f"{t:.2f} (95% CI {lo:.2f} to {hi:.2f})" for t, (lo, hi) in zip(thresholds, ci)) + ".")
+        + th_all.selection_text() + " "
+        + (f"Selected model: {k_sel} threshold(s), at " + "; ".join(
+            _fmt_ci(t, lo, hi, one) for t, (lo, hi), one in zip(thresholds, ci, single)) + "."
+           if k_sel else "Selected model: no threshold."))
     tests = th.tests
     report.table(frame_table(tests, "md", caption="Bootstrap tests for the number of thresholds"),
                  frame_table(tests, "html", caption="Bootstrap tests for the number of thresholds"),
                  tex=frame_table(tests, "latex", caption="Bootstrap tests for the number of thresholds"),
                  tex_name="table_threshold_tests.tex")
-    caption = "Threshold model, city effects: log GDP"
+    caption = f"Selected threshold model ({k_sel} threshold{'s' if k_sel != 1 else ''}), city effects: log GDP"
     report.table(coef_table(th, "md", truth=th_truth, caption=caption),
                  coef_table(th, "html", truth=th_truth, caption=caption),
                  tex=coef_table(th, "latex", truth=th_truth, caption=caption),
                  tex_name="table_threshold.tex")
-    grid, lr = lr_curve_arrays(th.lr_curve(1))
+    grid, lr = lr_curve_arrays(th_all.lr_curve(1))
     report.figure("lr_curve.png",
-                  lr_plot_png(grid, lr, estimate=thresholds[0], truth=truth["threshold"],
+                  lr_plot_png(grid, lr, estimate=float(th_all.thresholds_for(1)[0]), truth=truth["threshold"],
                               xlabel="storage threshold (PB)", title="LR(γ), first threshold"),
                   "Likelihood-ratio curve of the first threshold with the 95% critical value")
     echo(args, "", "2. Threshold model (true threshold "
-         f"{truth['threshold']:g} PB): estimates "
-         + ", ".join(f"{t:.2f} [{lo:.2f}, {hi:.2f}]" for t, (lo, hi) in zip(thresholds, ci)),
+         f"{truth['threshold']:g} PB): " + th_all.selection_text() + " Selected: "
+         + (", ".join(_fmt_ci(t, lo, hi, one) for t, (lo, hi), one in zip(thresholds, ci, single))
+            if k_sel else "no threshold"),
          force=True)
     echo(args, frame_table(tests, "text", caption="Bootstrap tests"), force=True)
     echo(args, coef_table(th, "text", truth=th_truth, caption=caption), force=True)
@@ -228,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         "n_boot": args.boot,
         "fixed_effects": {"formula": FE_FORMULA, "vcov": {"CRV1": "city"}, **model_dict(fe, beta)},
         "threshold": {"formula": THRESHOLD_FORMULA, "threshold_var": "storage",
-                      "regime_vars": ["log_cloud_spend"], **_with_truth(threshold_payload(th), th_truth),
+                      "regime_vars": ["log_cloud_spend"], **_with_truth(threshold_payload(th_all), th_truth),
                       "true_coefficients": {k: v for k, v in th_truth.items()
                                             if k in set(map(str, th.params.index))}},
         "cross_sections": {"formula": CS_FORMULA, "vcov": "HC3",

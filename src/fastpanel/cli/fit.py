@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastpanel.cli._common import CLIError, add_global_options, echo, stderr
+from fastpanel.cli._common import CLIError, add_global_options, check_output, echo, stderr
 from fastpanel.cli.io import formula_columns, read_table, require_columns, require_numeric
 
 __all__ = ["register", "run", "parse_vcov", "load_estimator"]
@@ -31,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=None, metavar="COL", help="fit one model per value of COL")
     p.add_argument("--format", default="text", choices=["text", "md", "latex", "json"],
                    help="output format (default text)")
-    p.add_argument("--out", default=None, metavar="PATH", help="write the output to PATH")
+    p.add_argument("--time", default=None, metavar="COL",
+                   help="period column (Driscoll-Kraay, --vcov DK:LAGS, needs it)")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="write the output to PATH (never an input; an existing file needs --force)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     add_global_options(p, suppress=True)
     p.set_defaults(handler=run)
 
@@ -45,6 +49,8 @@ def parse_vcov(text: str | None) -> Any:
         return kind
     if not arg:
         raise CLIError(f"--vcov {text!r} names no argument after ':'; e.g. CRV1:city or DK:2")
+    if kind.upper() in ("CRV1", "CRV3") and arg.upper() == kind.upper():
+        raise CLIError(f"--vcov {text!r}: name the cluster column after ':', e.g. {kind.upper()}:city")
     if kind.upper() == "DK":
         try:
             return {"DK": int(arg)}
@@ -76,14 +82,12 @@ def fit_file(args: argparse.Namespace) -> tuple[Any, Any]:
     frame = read_table(args.file)
     numeric, categorical, fixed = formula_columns(args.formula, frame, args.file)
     vcov = parse_vcov(args.vcov)
-    extra = _vcov_columns(vcov) + ([args.split] if args.split else [])
+    time_col = getattr(args, "time", None)
+    extra = _vcov_columns(vcov) + ([args.split] if args.split else []) + ([time_col] if time_col else [])
     require_columns(frame, extra, args.file)
     require_numeric(frame, [c for c in numeric if c not in categorical], args.file)
-    used = list(dict.fromkeys(numeric + categorical + fixed + extra))
-    n_missing = int(frame[used].isna().any(axis=1).sum()) if used else 0
-    if n_missing:
-        stderr(f"fastpanel: note: {n_missing:,} of {len(frame):,} rows have missing values in "
-               f"the model's columns and are left out")
+    if isinstance(vcov, dict) and "DK" in vcov and not time_col:
+        raise CLIError("--vcov DK:LAGS (Driscoll-Kraay) needs the period column: add --time COL")
     feols = load_estimator("feols", "fastpanel.ols", "fit")
     kwargs: dict[str, Any] = {}
     if vcov is not None:
@@ -92,26 +96,78 @@ def fit_file(args: argparse.Namespace) -> tuple[Any, Any]:
         kwargs["ssc"] = args.ssc
     if args.split is not None:
         kwargs["split"] = args.split
-    return frame, feols(args.formula, frame, **kwargs)
+    if time_col:
+        kwargs["time"] = time_col
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = feols(args.formula, frame, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise CLIError(_cli_words(str(exc))) from exc
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            stderr(f"fastpanel: warning: {_cli_words(str(w.message))}")
+    return frame, result
+
+
+def _cli_words(message: str) -> str:
+    """An estimator's message in command-line terms (options instead of Python arguments)."""
+    import re
+
+    message = re.sub(r"vcov=\{'(CRV[13])': '([^']*)'\}", r"--vcov \1:\2", message)
+    message = re.sub(r"vcov=\{'DK': ([^}]*)\}", r"--vcov DK:\1", message)
+    message = re.sub(r"vcov=\{'DK': lags\}", "--vcov DK:LAGS", message)
+    message = message.replace("pass time='year' (the column name)", "add --time COL")
+    message = message.replace("pass time= (the period ids)", "add --time COL")
+    message = message.replace("split/by column", "--split column").replace("use 'hetero'", "use --vcov HC1")
+    return message
+
+
+def rows_summary(result: Any) -> dict[str, int]:
+    """Rows used and dropped, with the reason, summed over split groups."""
+    from fastpanel.report import split_models
+
+    models = [r for _, r in split_models(result)]
+    out = {"nobs": sum(int(r.nobs) for r in models),
+           "dropped_missing_values": sum(int(getattr(r, "n_dropped", 0)) for r in models),
+           "dropped_singletons": sum(int(getattr(r, "n_singletons", 0)) for r in models)}
+    missing_split = max((int(getattr(r, "n_missing_split", 0)) for r in models), default=0)
+    if missing_split:
+        out["dropped_missing_split_value"] = missing_split
+    return out
+
+
+def rows_text(rows: dict[str, int]) -> str:
+    parts = [f"{rows['dropped_missing_values']:,} with missing values (in the data or made by the formula, "
+             "e.g. log of <= 0)", f"{rows['dropped_singletons']:,} singletons"]
+    if "dropped_missing_split_value" in rows:
+        parts.append(f"{rows['dropped_missing_split_value']:,} with a missing split value")
+    return f"rows used: {rows['nobs']:,}; dropped: " + ", ".join(parts)
 
 
 def render_fit(result: Any, fmt: str, args: argparse.Namespace) -> str:
     from fastpanel.report import coef_table, model_dict, side_by_side, split_models
 
     models = split_models(result)
+    vcov_text = args.vcov or "iid"
+    rows = rows_summary(result)
     if fmt == "json":
-        payload = {"file": str(args.file), "formula": args.formula, "vcov": args.vcov,
-                   "split": args.split,
-                   "models": [{"label": label, **model_dict(res)} for label, res in models]}
+        payload = {"file": str(args.file), "formula": args.formula, "vcov": vcov_text,
+                   "split": args.split, "rows": rows,
+                   "models": [{"label": label, **model_dict(res), "n_dropped": int(res.n_dropped),
+                               "n_singletons": int(res.n_singletons)} for label, res in models]}
         return json.dumps(payload, indent=2, allow_nan=False)
     caption = f"{args.formula}" + (f" (split by {args.split})" if args.split else "")
-    notes = f"vcov: {args.vcov}" if args.vcov else None
+    notes = f"vcov: {vcov_text}; {rows_text(rows)}"
     if len(models) == 1 and not args.split:
         return coef_table(models[0][1], fmt, caption=caption, notes=notes)
     return side_by_side(models, fmt, caption=caption, notes=notes)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.out, "--out", inputs=(args.file,), force=args.force)
     _, result = fit_file(args)
     text = render_fit(result, args.format, args)
     if args.out:

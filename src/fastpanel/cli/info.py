@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pandas as pd
 
 from fastpanel.cli._common import CLIError, add_global_options, echo
-from fastpanel.cli.io import read_table, require_columns
+from fastpanel.cli.io import csv_header, read_table, require_columns
 
 __all__ = ["register", "run", "panel_info"]
 
@@ -42,7 +43,8 @@ def panel_info(frame: pd.DataFrame, entity: str, time: str) -> dict:
     unique = keys.drop_duplicates()
     per_entity = unique.groupby(entity, sort=False)[time].nunique()
     n_periods = len(periods)
-    balanced = bool(duplicates == 0 and n_missing_keys == 0 and (per_entity == n_periods).all())
+    # balance is a property of the distinct keys: duplicated keys are reported as duplicates
+    balanced = bool(n_missing_keys == 0 and (per_entity == n_periods).all())
     # A gap: an entity observed in two periods but not in a period between them.
     position = pd.Series(range(n_periods), index=periods)
     pos = unique[time].map(position)
@@ -67,10 +69,32 @@ def panel_info(frame: pd.DataFrame, entity: str, time: str) -> dict:
     }
 
 
+# Above this many columns only the key columns are read (a header of 1,000,000 columns must not
+# cost minutes and gigabytes when the command needs two of them).
+_MAX_COLUMNS_READ = 1000
+
+
 def run(args: argparse.Namespace) -> int:
-    frame = read_table(args.file)
+    path = Path(args.file)
+    header = csv_header(path) if path.is_file() and path.stat().st_size else None
+    columns = None
+    if header:
+        present = set(header)
+        missing = [c for c in (args.entity, args.time) if c not in present]
+        if missing and len(header) <= _MAX_COLUMNS_READ:
+            require_columns(pd.DataFrame(columns=header), missing, args.file)  # names close matches
+        elif missing:
+            raise CLIError(f"column {missing[0]!r} is not in {args.file}")
+        if len(header) > _MAX_COLUMNS_READ:
+            columns = [args.entity, args.time]
+    frame = read_table(args.file, columns=columns)
     require_columns(frame, [args.entity, args.time], args.file)
     info = panel_info(frame, args.entity, args.time)
+    if columns is not None:
+        info["columns"] = len(header)
+        info["columns_read"] = columns
+        echo(args, f"note: {len(header):,} columns; only {', '.join(columns)} were read "
+                   "(missing values are shown for those)")
     if args.json:
         print(json.dumps(info, indent=2))
     else:

@@ -30,13 +30,28 @@ FORMATS = {
 }
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def csv_header(path: str | Path) -> list[str] | None:
+    """Column names of a comma-separated file from its first line (no data parsed), or None
+    when the file is not a plain CSV."""
+    import csv
+
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        return None
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        line = f.readline()
+    return next(csv.reader([line])) if line else []
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a data file into a DataFrame, choosing the reader from the file extension.
 
     Parameters
     ----------
     path : str or Path
         A ``.csv``/``.tsv``/``.txt``, ``.parquet``/``.pq``, ``.dta`` or ``.xlsx``/``.xls`` file.
+    columns : list of str, optional
+        Read only these columns (those not in the file are skipped; callers check them).
 
     Returns
     -------
@@ -60,20 +75,33 @@ def read_table(path: str | Path) -> pd.DataFrame:
                        f"use one of {known}")
     if path.stat().st_size == 0:
         raise CLIError(f"file {path} is empty")
+    wanted = None if columns is None else set(columns)
+    usecols = None if wanted is None else (lambda c: c in wanted)
     try:
         if kind in ("CSV", "TSV"):
             if kind == "TSV":
-                frame = pd.read_csv(path, sep="\t")
+                frame = pd.read_csv(path, sep="\t", usecols=usecols)
             elif suffix == ".txt":  # delimiter sniffed
-                frame = pd.read_csv(path, sep=None, engine="python")
+                frame = pd.read_csv(path, sep=None, engine="python", usecols=usecols)
+            elif wanted is not None and (header := csv_header(path)) is not None:
+                # a list (not a callable) lets the parser skip the other columns cheaply
+                frame = pd.read_csv(path, usecols=[c for c in header if c in wanted])
             else:
-                frame = pd.read_csv(path)
+                frame = pd.read_csv(path, usecols=usecols)
         elif kind == "Parquet":
-            frame = pd.read_parquet(path)
+            if wanted is not None:
+                import pyarrow.parquet as pq
+
+                names = pq.read_schema(path).names
+                frame = pd.read_parquet(path, columns=[c for c in names if c in wanted])
+            else:
+                frame = pd.read_parquet(path)
         elif kind == "Stata":
             frame = pd.read_stata(path)
+            if wanted is not None:
+                frame = frame[[c for c in frame.columns if c in wanted]]
         else:
-            frame = pd.read_excel(path)
+            frame = pd.read_excel(path, usecols=usecols)
     except ImportError as exc:
         extra = {"Parquet": "pyarrow", "Excel": "openpyxl"}.get(kind, str(exc))
         raise CLIError(f"reading {kind} files needs an optional package: pip install {extra} "
@@ -86,7 +114,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except Exception as exc:  # noqa: BLE001 - third-party readers raise their own types
         message = " ".join(str(exc).split()) or type(exc).__name__
         raise CLIError(f"could not read {path} as {kind}: {message}") from exc
-    if frame.shape[1] == 0 or len(frame) == 0:
+    if len(frame) == 0 or (frame.shape[1] == 0 and wanted is None):
         raise CLIError(f"file {path} has no data rows")
     return frame
 

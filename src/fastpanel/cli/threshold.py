@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastpanel.cli._common import CLIError, add_global_options, echo
+from fastpanel.cli._common import CLIError, add_global_options, check_output, echo
 from fastpanel.cli.fit import load_estimator
 from fastpanel.cli.io import (
     check_duplicate_keys,
@@ -41,8 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", default=None, choices=["residual", "wild"],
                    help="bootstrap scheme (default: the estimator's)")
     p.add_argument("--time", default=None, metavar="COL",
-                   help="time column: checked for duplicate (entity, time) keys")
+                   help="period column: orders rows within entity, checked for duplicate (entity, time) keys; "
+                        "needed by --time-effects, --conventions hansen1999 and the residual bootstrap")
+    p.add_argument("--time-effects", action="store_true",
+                   help="add period effects (needs --time; or write the formula as 'y ~ x | entity + time')")
+    p.add_argument("--trim", default=None, metavar="T",
+                   help="trimming share per threshold: one number or one per threshold, comma-separated "
+                        "(default 0.01)")
+    p.add_argument("--grid", default=None, metavar="G",
+                   help="number of quantile grid points, or 'exact' (default 400)")
+    p.add_argument("--conventions", default="default", choices=["default", "hansen1999"],
+                   help="computation conventions (default: fastpanel's; hansen1999: Hansen's program)")
+    p.add_argument("--level", type=float, default=0.05, metavar="A",
+                   help="significance level of the sequential selection of thresholds (default 0.05)")
     p.add_argument("--plot", default=None, metavar="PATH", help="write the LR(gamma) plot (PNG)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     p.add_argument("--format", default="text", choices=["text", "json"], help="output format")
     add_global_options(p, suppress=True)
     p.set_defaults(handler=run)
@@ -56,22 +69,73 @@ def _entity_column(formula: str) -> str:
     return names[0]
 
 
+def _threshold_words(message: str) -> str:
+    """Estimator argument names in command-line terms."""
+    for a, b in (("n_boot=", "--boot "), ("trim=", "--trim "), ("grid=", "--grid "), ("level=", "--level "),
+                 ("bootstrap='wild'", "--bootstrap wild"), ("n_thresholds", "--n-thresholds"),
+                 ("threshold_var", "--threshold-var"), ("regime_vars", "--regime"),
+                 ("time_effects=True", "--time-effects"), ("pass time=", "add --time COL")):
+        message = message.replace(a, b)
+    return message
+
+
 def threshold_payload(result: Any) -> dict[str, Any]:
     """JSON-ready summary of a ThresholdResults object."""
     from fastpanel.report import model_dict, to_jsonable
 
+    # The model described (thresholds, intervals, coefficients) is the one chosen by Hansen's
+    # sequential tests; the tests of every number of thresholds and the K estimates stay.
+    k = result.n_thresholds if result.n_selected is None else result.n_selected
+    shown = result.model_for(k)
     payload = {
-        "thresholds": to_jsonable(list(result.thresholds)),
-        "ci": to_jsonable([list(pair) for pair in result.ci]),
+        "n_selected": result.n_selected,
+        "selection_level": result.selection_level,
+        "selection": result.selection_text(),
+        "thresholds": to_jsonable(list(shown.thresholds)),
+        "ci": to_jsonable([list(pair) for pair in shown.ci]),
+        "ci_single_grid_point": [len(c) == 1 for c in shown.ci_sets],
         "tests": to_jsonable(result.tests.reset_index(drop=False).to_dict(orient="records")),
+        "estimated_thresholds": to_jsonable(list(result.thresholds)),
+        "rows": {"nobs": int(result.nobs), "dropped_missing_values_or_ids": int(result.n_dropped)},
+        "dropped_regressors": list(result.dropped_regressors),
     }
-    payload.update(model_dict(result))
+    payload.update(model_dict(shown))
     return payload
 
 
+def _trim(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        values = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise CLIError(f"--trim {text!r}: give a number such as 0.05, or one per threshold such as 0.01,0.01,0.05") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _grid(text: str | None) -> Any:
+    if text is None or text == "exact":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise CLIError(f"--grid {text!r}: give a number of grid points such as 400, or 'exact'") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    check_output(args.plot, "--plot", inputs=(args.file,), force=args.force)
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise CLIError(f"--plot {args.plot}: the plot is a PNG image; give a file name ending in .png")
+    trim, grid = _trim(args.trim), _grid(args.grid)
     frame = read_table(args.file)
     entity = _entity_column(args.formula)
+    effects = [t.strip() for t in args.formula.partition("|")[2].split("+") if t.strip()]
+    if len(effects) == 2:
+        if args.time and args.time != effects[1]:
+            raise CLIError(f"the formula names the period column {effects[1]!r} but --time is {args.time!r}")
+        args.time = effects[1]
+    if args.time_effects and not args.time:
+        raise CLIError("--time-effects needs the period column: add --time COL")
     numeric, _, fixed = formula_columns(args.formula, frame, args.file)
     needed = [args.threshold_var, *args.regime] + ([args.time] if args.time else [])
     require_columns(frame, needed + [entity], args.file)
@@ -93,7 +157,29 @@ def run(args: argparse.Namespace) -> int:
         kwargs["time"] = args.time
     if args.bootstrap:
         kwargs["bootstrap"] = args.bootstrap
-    result = threshold(args.formula, frame, **kwargs)
+    if trim is not None:
+        kwargs["trim"] = trim
+    if grid is not None:
+        kwargs["grid"] = grid
+    kwargs["conventions"] = args.conventions
+    kwargs["level"] = args.level
+    if args.time_effects:
+        kwargs["time_effects"] = True
+    import warnings
+
+    from fastpanel.cli.fit import _cli_words
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = threshold(args.formula, frame, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise CLIError(_threshold_words(_cli_words(str(exc)))) from exc
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            from fastpanel.cli._common import stderr
+
+            stderr(f"fastpanel: warning: {_cli_words(str(w.message))}")
     if args.format == "json":
         echo(args, json.dumps(threshold_payload(result), indent=2, allow_nan=False), force=True)
     else:
@@ -102,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         from fastpanel.report import lr_curve_arrays, lr_plot_png
 
         grid, lr = lr_curve_arrays(result.lr_curve(1))
-        png = lr_plot_png(grid, lr, estimate=float(result.thresholds[0]), xlabel=args.threshold_var)
+        png = lr_plot_png(grid, lr, estimate=float(result.thresholds_for(1)[0]), xlabel=args.threshold_var)
         try:
             Path(args.plot).write_bytes(png)
         except OSError as exc:

@@ -34,6 +34,9 @@ class OLSResults:
         self._state = state
         self.vcov_spec = spec
         self.ssc = ssc
+        #: number of clusters of each cluster variable (in the sample used), e.g. {"city": 336}
+        self.n_clusters = {str(c): int(state.extra[f"__cluster__{c}"].n_levels) for c in spec.clusters
+                           if f"__cluster__{c}" in state.extra}
         V, df_t = cov.compute_vcov(state, spec, ssc)
         self._cov = V
         self.df_t = df_t

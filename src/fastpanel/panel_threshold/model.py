@@ -396,6 +396,14 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     zs = [regime_vars] if isinstance(regime_vars, str) else list(regime_vars)
     if not isinstance(threshold_var, str):
         raise TypeError(f"threshold_var={threshold_var!r} must be a column name")
+    if yname not in data.columns and "(" in yname:  # an expression such as np.log(gdp)
+        from formulaic import model_matrix
+
+        with np.errstate(all="ignore"):  # log of <= 0 gives NaN: those rows are counted below
+            ycol = np.asarray(model_matrix(f"{yname} - 1", data, na_action="ignore"), dtype=np.float64)
+        if ycol.ndim != 2 or ycol.shape[1] != 1:
+            raise ValueError(f"formula={formula!r}: the left-hand side must be one variable")
+        data = data.assign(**{yname: ycol[:, 0]})
     for col in [yname, entity_name, threshold_var, *zs] + ([time] if time else []):
         if col not in data.columns:
             raise ValueError(f"column {col!r} is not in data")

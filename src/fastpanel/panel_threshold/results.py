@@ -153,14 +153,23 @@ class ThresholdResults:
             raise ValueError(f"k={k!r}: this fit estimated models with 0 to {self.n_thresholds} thresholds")
         return np.array(self._thresholds_by_k[k])
 
-    def params_for(self, k: int) -> pd.DataFrame:
-        """Coefficients of the model with ``k`` thresholds: estimate and OLS, White and
-        entity-clustered standard errors (the selected model is ``params_for(res.n_selected)``)."""
+    def model_for(self, k: int) -> "ThresholdResults":
+        """The fit restricted to the model with ``k`` thresholds (its thresholds, confidence
+        sets, coefficients and standard errors; tests and bootstrap draws are shared).
+        ``res.model_for(res.n_selected)`` is the model chosen by the sequential tests."""
         from copy import copy
 
         view = copy(self)
         view.thresholds = self.thresholds_for(k)
+        view.ci_sets = list(self._ci_by_k.get(k, []))
+        view.ci = [(float(c.min()), float(c.max())) for c in view.ci_sets]
         view._fit_params(self._tr, self._strict)
+        return view
+
+    def params_for(self, k: int) -> pd.DataFrame:
+        """Coefficients of the model with ``k`` thresholds: estimate and OLS, White and
+        entity-clustered standard errors (the selected model is ``params_for(res.n_selected)``)."""
+        view = self.model_for(k)
         return pd.DataFrame({"coef": view.params, "se (OLS)": view.bse, "se (White)": view.bse_robust,
                              "se (cluster)": view.bse_cluster})
 

@@ -8,6 +8,7 @@ finished. An existing folder is replaced only if it is empty or a previous fastp
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import os
@@ -159,7 +160,8 @@ class Report:
         except OSError as exc:
             raise ReportWriteError(f"cannot write the report to {target}: {exc.strerror or exc}") from exc
         try:
-            payload = {"generator": _GENERATOR, **to_jsonable(self.results)}
+            names = sorted({*self.files, "report.md", "report.html", RESULTS_FILE})
+            payload = {"generator": _GENERATOR, "files": names, **to_jsonable(self.results)}
             contents = {**self.files,
                         "report.md": self.to_markdown().encode(),
                         "report.html": self.to_html().encode(),
@@ -168,10 +170,15 @@ class Report:
                 (staging / name).write_bytes(data)
             os.chmod(staging, 0o755)
             if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-                os.rename(target, old / "previous")
-                os.rename(staging, target)
-                shutil.rmtree(old, ignore_errors=True)
+                # A previous report: replace only the files a report writes (its manifest and
+                # this one's), each atomically; anything the user added there stays.
+                previous = set(_manifest(target)) | set(names)
+                for name in previous - set(names):
+                    with contextlib.suppress(FileNotFoundError):
+                        (target / name).unlink()
+                for name in names:
+                    os.replace(staging / name, target / name)
+                shutil.rmtree(staging, ignore_errors=True)
             else:
                 os.rename(staging, target)
         except OSError as exc:
@@ -193,6 +200,23 @@ def check_output_dir(out_dir: str | os.PathLike[str]) -> None:
     parent = next((p for p in [target.parent, *target.parent.parents] if p.exists()), None)
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ReportWriteError(f"cannot write the report to {target}: {parent} is not a writable directory")
+
+
+# what a report folder held before the manifest was recorded in results.json
+_KNOWN_FILES = ("report.html", "report.md", "results.json", "lr_curve.png", "coefficients.png",
+                "table_fixed_effects.tex", "table_threshold_tests.tex", "table_threshold.tex",
+                "table_cross_sections.tex")
+
+
+def _manifest(target: Path) -> list[str]:
+    """Names of the files a previous report wrote into ``target`` (plain names only)."""
+    try:
+        files = json.loads((target / RESULTS_FILE).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        files = None
+    if not isinstance(files, list):
+        files = list(_KNOWN_FILES)
+    return [f for f in files if isinstance(f, str) and f == Path(f).name and not f.startswith(".")]
 
 
 def _check_replaceable(target: Path) -> None:

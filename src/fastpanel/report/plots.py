@@ -95,7 +95,21 @@ def lr_plot_png(grid: np.ndarray, lr: np.ndarray, *, estimate: float | None = No
         ax.axvline(truth, color="#2e8b57", ls="-.", lw=1, label=f"true value {truth:.4g}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("LR statistic")
-    ax.set_ylim(bottom=0)
+    # Keep the region around the critical value readable: a curve that rises to hundreds
+    # would flatten the confidence set into the axis.
+    finite = np.isfinite(lr)
+    top = float(lr[finite].max()) if finite.any() else crit
+    if top > 4 * crit:
+        ax.set_ylim(0, 4 * crit)
+        ax.set_ylabel(f"LR statistic (axis cut at {4 * crit:.1f}; max {top:.3g})")
+        # and the x axis around the points below the cut, if they are a small part of the grid
+        near = grid[finite & (lr <= 4 * crit)]
+        span = float(np.ptp(grid)) if grid.size else 0.0
+        if near.size and span > 0 and np.ptp(near) < 0.5 * span:
+            pad = max(0.5 * float(np.ptp(near)), 0.02 * span)
+            ax.set_xlim(float(near.min()) - pad, float(near.max()) + pad)
+    else:
+        ax.set_ylim(0, max(top, crit) * 1.15)
     if title:
         ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)

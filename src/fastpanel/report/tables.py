@@ -68,7 +68,8 @@ def render(header: Sequence[str], rows: Sequence[Sequence[str]], fmt: Format,
             for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
                          ("#", r"\#"), ("$", r"\$")):
                 s = s.replace(a, b)
-            return s
+            # inequality signs only exist in math mode (pdflatex prints "<" as an inverted "!")
+            return re.sub(r"<=|>=|<|>", lambda m: {"<=": r"$\leq$", ">=": r"$\geq$", "<": "$<$", ">": "$>$"}[m.group()], s)
 
         def cell(s: str) -> str:
             s = str(s)
@@ -85,7 +86,7 @@ def render(header: Sequence[str], rows: Sequence[Sequence[str]], fmt: Format,
         out.append(r"\hline")
         out.append(r"\end{tabular}")
         if notes:
-            note = re.sub(r"(\*+) p<", lambda m: f"$^{{{m.group(1)}}}$ $p<$", tex(notes))
+            note = re.sub(r"(\*+) p\$<\$", lambda m: f"$^{{{m.group(1)}}}$ $p<$", tex(notes))
             out.append(rf"\par\footnotesize {note}")
         out.append(r"\end{table}")
         return "\n".join(out)
