@@ -74,7 +74,9 @@ def _threshold_words(message: str) -> str:
     for a, b in (("n_boot=", "--boot "), ("trim=", "--trim "), ("grid=", "--grid "), ("level=", "--level "),
                  ("bootstrap='wild'", "--bootstrap wild"), ("n_thresholds", "--n-thresholds"),
                  ("threshold_var", "--threshold-var"), ("regime_vars", "--regime"),
-                 ("time_effects=True", "--time-effects"), ("pass time=", "add --time COL")):
+                 ("time_effects=True", "--time-effects"), ("pass time=", "add --time COL"),
+                 ("conventions='default'", "--conventions default"),
+                 ("conventions='hansen1999'", "--conventions hansen1999")):
         message = message.replace(a, b)
     return message
 
