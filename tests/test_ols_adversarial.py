@@ -240,3 +240,9 @@ def test_within_accepts_nullable_float_frames() -> None:
     np.testing.assert_allclose(out[:, 0], [-0.5, 0.5, -2.0, 2.0])
     out = fastpanel.within(np.arange(4.0), np.array([0, 0, 1, 1]), tol=np.float32(1e-8))
     np.testing.assert_allclose(out, [-0.5, 0.5, -0.5, 0.5])
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba"])
+def test_within_on_zero_columns_is_empty_on_every_backend(backend) -> None:
+    out, info = fastpanel.within(np.empty((5, 0)), np.arange(5) % 2, backend=backend, return_info=True)
+    assert out.shape == (5, 0) and info.method == "none"

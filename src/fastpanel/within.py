@@ -52,8 +52,8 @@ class WithinInfo:
     Attributes
     ----------
     method : str
-        ``"oneway"``, ``"twoway-balanced"``, ``"twoway-direct"``, ``"twoway-cg"`` or
-        ``"alternating-projections"``.
+        ``"oneway"``, ``"twoway-balanced"``, ``"twoway-direct"``, ``"twoway-cg"``,
+        ``"alternating-projections"``, or ``"none"`` (X has no columns).
     backend : str
         Backend that ran the kernels.
     n_dropped : int
@@ -298,6 +298,9 @@ def within(
         raise ValueError(f"maxiter={maxiter!r} must be a positive integer")
     name = resolve_backend(backend, "within")
     kern = kernel_module(name, "within")
+    if Xf.shape[1] == 0:  # nothing to transform; every backend answers the same
+        empty = out if out is not None else np.empty((n, 0), order="F")
+        return _finish(empty, was_1d, return_info, WithinInfo("none", name, 0, 0, True, 0.0), maxiter, tol)
 
     bad_ids = fe.missing_rows if any(f.has_missing for f in fe.factors) else None
     bad_w = ~np.isfinite(w) if w is not None and not np.isfinite(w).all() else None
