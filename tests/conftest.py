@@ -16,6 +16,15 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and shutil.which("nvidia-smi") is No
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Property tests: a quick profile for every CI run, and a "slow" one with many more examples
+# to run on purpose: HYPOTHESIS_PROFILE=slow python -m pytest tests/test_properties.py
+settings.register_profile("ci", max_examples=20, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("slow", max_examples=400, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: Every backend of the kernels; the CUDA one is marked so it can be selected / deselected.
 BACKENDS = ("cpp", "numba", "cuda")
