@@ -201,5 +201,5 @@ def test_threshold_backends_identical_pvalues(df) -> None:
         other = fastpanel.threshold("y ~ x1 | firm", df, backend=b, **kw)
         np.testing.assert_array_equal(other.thresholds, ref.thresholds)
         for k in range(2):
-            _close(other.boot_F[k], ref.boot_F[k], rtol=1e-7, atol=1e-9)
+            _close(other.boot_F[k], ref.boot_F[k], rtol=1e-10, atol=1e-10)
         np.testing.assert_array_equal(other.tests.pvalue, ref.tests.pvalue)

@@ -206,3 +206,22 @@ def test_bad_data_is_refused_clearly() -> None:
     mixed.loc[0, "entity"] = "a"  # mixed int/str ids are labels like any other
     res = fastpanel.threshold("y ~ x1 | entity", mixed, time="time", n_boot=0, **KW)
     assert res.nobs == len(df)
+
+
+def test_bootstrap_F_agree_across_backends_on_a_near_perfect_fit() -> None:
+    """11 rows, 4 firms: the two-threshold model fits almost exactly (SSR ~ 2.5e-5 e0'e0), where
+    the sweep's difference of quadratic forms lost digits (2e-9 between backends)."""
+    path = REPRO / "repro_backend_bootF_1e9.py"
+    if not path.exists():
+        pytest.skip("shared repro data not found")
+    import io
+
+    csv = path.read_text().split('csv = """')[1].split('"""')[0]
+    df = pd.read_csv(io.StringIO(csv))
+    kw = dict(threshold_var="q", regime_vars="z", time="year", time_effects=True, n_boot=15,
+              bootstrap="wild", grid="exact", trim=0.1, progress=False, seed=3, n_thresholds=2)
+    a = fastpanel.threshold("y ~ x | firm", df, backend="cpp", **kw)
+    b = fastpanel.threshold("y ~ x | firm", df, backend="numba", **kw)
+    for k in range(2):
+        np.testing.assert_allclose(a.boot_F[k], b.boot_F[k], rtol=1e-10)
+    np.testing.assert_array_equal(a.tests.pvalue.to_numpy(), b.tests.pvalue.to_numpy())

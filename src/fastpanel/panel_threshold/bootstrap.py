@@ -95,11 +95,12 @@ def bootstrap_statistics(engine: ThresholdEngine, k: int, fitted: np.ndarray, re
             Estar = blocks[d].reshape(d.shape[0], -1).T
         else:
             Estar = resid[:, None] * d[:, ent_t].T
-        U, ee = engine.residual_u(fitted[:, None] + Estar)
+        Ystar = fitted[:, None] + Estar
+        U, ee = engine.residual_u(Ystar)
         if hansen and k == 3:
-            seq = run_sequence(engine, U, ee, k, windows, hansen=True, refine=False, window2=windows[2])
+            seq = run_sequence(engine, U, ee, k, windows, hansen=True, refine=False, window2=windows[2], Yt=Ystar)
         else:
-            seq = run_sequence(engine, U, ee, k, windows, hansen=hansen)
+            seq = run_sequence(engine, U, ee, k, windows, hansen=hansen, Yt=Ystar)
         out[start:start + d.shape[0]] = statistic(seq, k)
         if bar is not None:
             bar.update(d.shape[0])

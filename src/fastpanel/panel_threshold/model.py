@@ -253,7 +253,7 @@ class ThresholdPanel:
                 f"a regime at the edge of the grid has only {min_obs} observations; raise trim")
         yt = tr.apply(self.y)
         U, ee = engine.residual_u(yt)
-        seq = run_sequence(engine, U, ee, K, windows, keep_curves=True, hansen=strict)
+        seq = run_sequence(engine, U, ee, K, windows, keep_curves=True, hansen=strict, Yt=yt[:, None])
         n_out = tr.n_out
         kB = B.shape[1]
 

@@ -54,6 +54,7 @@ class ThresholdEngine:
         Rb = np.linalg.qr(self.Bt, mode="r")
         Rinv = np.linalg.inv(Rb)
         self.Binv = np.ascontiguousarray(Rinv @ Rinv.T)
+        self._Z, self._q, self._strict = Z, q, strict
         self.order = np.argsort(q, kind="stable")
         self.q_sorted = q[self.order]
         self.candidates = np.asarray(candidates, dtype=np.float64)
@@ -92,6 +93,23 @@ class ThresholdEngine:
         U = np.take(V.T, self.order, axis=1)
         return U, ee
 
+    def exact_ssr(self, yt: np.ndarray, idx: list[int]) -> float:
+        """SSR of the transformed ``yt`` (n_out,) on the base regressors and the regime columns
+        of the thresholds ``candidates[idx]``, by a direct least-squares fit (QR).
+
+        The sweep computes ``S = e0'e0 - (quadratic form)``, which loses ``eps e0'e0 / S`` relative
+        when a model fits almost perfectly; this recomputation has no such cancellation.
+        """
+        cols = [self.Bt]
+        for g in sorted(self.candidates[i] for i in idx):
+            below = self._q < g if self._strict else self._q <= g
+            W = self.transform.apply(self._Z * below[:, None])
+            cols.append(W / np.maximum(np.linalg.norm(W, axis=0), np.finfo(float).tiny))
+        D = np.column_stack(cols)
+        Q, _ = np.linalg.qr(D)
+        r = yt - Q @ (Q.T @ yt)
+        return float(r @ r)
+
     def scan(self, U: np.ndarray, ee: np.ndarray, fixed_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """S(g) (R, G) and S_F (R,) for each replicate given its fixed thresholds (R, m)."""
         fixed_idx = np.ascontiguousarray(fixed_idx, dtype=np.int64).reshape(U.shape[0], -1)
@@ -129,9 +147,29 @@ def _argmin_excluding(S: np.ndarray, fixed: list[np.ndarray], window: int, hanse
     return np.argmin(S, axis=1), S
 
 
+# When a minimised SSR is below this share of e0'e0, the sweep's difference of two nearly equal
+# numbers keeps fewer than ~10 digits: the SSR is recomputed directly (see exact_ssr).
+_CANCELLATION = 1e-3
+
+
+def _polish(engine: ThresholdEngine, Yt: np.ndarray | None, ee: np.ndarray, ssr: np.ndarray,
+            idx_sets: list[np.ndarray]) -> np.ndarray:
+    """Replace the SSRs of ill-conditioned replicates by their direct recomputation, so that
+    every backend reports the same statistic to ~1e-12."""
+    if Yt is None:
+        return ssr
+    bad = np.flatnonzero(ssr < _CANCELLATION * ee)
+    if bad.size == 0:
+        return ssr
+    ssr = ssr.copy()
+    for r in bad:
+        ssr[r] = engine.exact_ssr(Yt[:, r], [int(ix[r]) for ix in idx_sets])
+    return ssr
+
+
 def run_sequence(engine: ThresholdEngine, U: np.ndarray, ee: np.ndarray, n_thresholds: int,
                  windows: tuple[int, ...], *, keep_curves: bool = False, hansen: bool = False,
-                 refine: bool = True, window2: int | None = None) -> SequenceResult:
+                 refine: bool = True, window2: int | None = None, Yt: np.ndarray | None = None) -> SequenceResult:
     """Hansen's sequential estimation for every replicate (row of ``U``).
 
     Stages: ``"1"`` first threshold; ``"2"`` second given the first; ``"1r"`` first refined
@@ -140,24 +178,25 @@ def run_sequence(engine: ThresholdEngine, U: np.ndarray, ee: np.ndarray, n_thres
     ``hansen`` selects the shape of the exclusion window of Hansen's program (see
     :func:`_argmin_excluding`). ``refine=False`` keeps the first threshold unrefined (``"1r"`` is
     then ``"1"`` with the SSR of stage ``"2"``), and ``window2`` replaces the window of stage
-    2: Hansen's program does both in the bootstrap of the third test.
+    2: Hansen's program does both in the bootstrap of the third test. ``Yt`` (n_out, R), the
+    transformed replicates, lets near-perfect fits have their SSRs recomputed exactly.
     """
     R = U.shape[0]
     rows = np.arange(R)
     out = SequenceResult(ssr0=ee.copy())
     S1, _ = engine.scan(U, ee, np.zeros((R, 0), dtype=np.int64))
     i1 = np.argmin(S1, axis=1)
-    out.idx["1"], out.ssr["1"] = i1, S1[rows, i1]
+    out.idx["1"], out.ssr["1"] = i1, _polish(engine, Yt, ee, S1[rows, i1], [i1])
     if keep_curves:
         out.curves["1"] = S1
     if n_thresholds >= 2:
         S2, _ = engine.scan(U, ee, i1[:, None])
         i2, S2m = _argmin_excluding(S2, [i1], windows[1] if window2 is None else window2, hansen)
-        out.idx["2"], out.ssr["2"] = i2, S2[rows, i2]
+        out.idx["2"], out.ssr["2"] = i2, _polish(engine, Yt, ee, S2[rows, i2], [i1, i2])
         if refine:
             S1r, _ = engine.scan(U, ee, i2[:, None])
             i1r, S1rm = _argmin_excluding(S1r, [i2], windows[1], hansen)
-            out.idx["1r"], out.ssr["1r"] = i1r, S1r[rows, i1r]
+            out.idx["1r"], out.ssr["1r"] = i1r, _polish(engine, Yt, ee, S1r[rows, i1r], [i1r, i2])
         else:
             i1r = i1
             out.idx["1r"], out.ssr["1r"] = i1, out.ssr["2"]
@@ -169,7 +208,7 @@ def run_sequence(engine: ThresholdEngine, U: np.ndarray, ee: np.ndarray, n_thres
         fixed = np.stack([i1r, i2], axis=1)
         S3, _ = engine.scan(U, ee, fixed)
         i3, S3m = _argmin_excluding(S3, [i1r, i2], windows[2], hansen)
-        out.idx["3"], out.ssr["3"] = i3, S3[rows, i3]
+        out.idx["3"], out.ssr["3"] = i3, _polish(engine, Yt, ee, S3[rows, i3], [i1r, i2, i3])
         if keep_curves:
             out.curves["3"] = S3m
     return out
