@@ -19,6 +19,7 @@
 // Naming conventions: see common.hpp (_N observation arrays, _G group arrays, order_N,
 // group_starts_G, column-major matrices). w_N empty means unit weights; order_N empty means the
 // rows are already sorted by group.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <unordered_map>
@@ -101,22 +102,26 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
                 const i64* codes_b_N, i64 n_b, const double* w_N, bool want_schur,
                 double* r_B /* n_b x p, column-major */, double* schur_BB /* n_b x n_b */) {
     const i64 n = X.rows, p = X.cols;
-    const int n_threads = omp_get_max_threads();
+    // Fixed chunks of groups, each with its own accumulators, combined in chunk order: the sums
+    // are then bitwise the same whatever the number of threads and however the scheduler hands
+    // out the chunks (per-thread accumulators under dynamic scheduling were not). Fewer chunks
+    // when the n_b x n_b Schur accumulators are large (n_b is small on this direct path).
+    const i64 max_chunks = (want_schur && n_b > 256) ? 4 : 16;
+    const i64 n_chunks = n * p > kParallelMin
+        ? std::max<i64>(1, std::min<i64>(max_chunks, (n_groups + kGroupChunk - 1) / kGroupChunk)) : 1;
     // Unweighted groups with n_b <= 64 levels are summarised by the bit set of their B levels.
     const bool use_patterns = !Weighted && n_b <= 64;
-    // Per-thread accumulators: n_b is small (the direct path is chosen only then).
-    std::vector<double> r_local(static_cast<size_t>(n_threads) * n_b * p, 0.0);
-    std::vector<double> s_local(want_schur ? static_cast<size_t>(n_threads) * n_b * n_b : 0, 0.0);
-#pragma omp parallel if (n * p > kParallelMin)
-    {
-        const int t = omp_get_thread_num();
-        double* r_t = r_local.data() + static_cast<size_t>(t) * n_b * p;
-        double* s_t = want_schur ? s_local.data() + static_cast<size_t>(t) * n_b * n_b : nullptr;
+    std::vector<double> r_local(static_cast<size_t>(n_chunks) * n_b * p, 0.0);
+    std::vector<double> s_local(want_schur ? static_cast<size_t>(n_chunks) * n_b * n_b : 0, 0.0);
+#pragma omp parallel for schedule(dynamic, 1) if (n_chunks > 1)
+    for (i64 chunk = 0; chunk < n_chunks; ++chunk) {
+        double* r_t = r_local.data() + static_cast<size_t>(chunk) * n_b * p;
+        double* s_t = want_schur ? s_local.data() + static_cast<size_t>(chunk) * n_b * n_b : nullptr;
         std::vector<i64> b_buf;
         std::vector<double> w_buf;
         std::unordered_map<std::uint64_t, i64> patterns;
-#pragma omp for schedule(dynamic, kGroupChunk) nowait
-        for (i64 g = 0; g < n_groups; ++g) {
+        const i64 g_lo = n_groups * chunk / n_chunks, g_hi = n_groups * (chunk + 1) / n_chunks;
+        for (i64 g = g_lo; g < g_hi; ++g) {
             const i64 s = starts_G[g], e = starts_G[g + 1];
             double weight_sum = 0.0;
             if constexpr (Weighted) {
@@ -179,7 +184,7 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
             }
         }
     }
-    for (int t = 0; t < n_threads; ++t) {
+    for (i64 t = 0; t < n_chunks; ++t) {
         const double* r_t = r_local.data() + static_cast<size_t>(t) * n_b * p;
         for (i64 q = 0; q < n_b * p; ++q) r_B[q] += r_t[q];
         if (want_schur) {
