@@ -53,7 +53,9 @@ class WithinInfo:
     ----------
     method : str
         ``"oneway"``, ``"twoway-balanced"``, ``"twoway-direct"``, ``"twoway-cg"``,
-        ``"alternating-projections"``, or ``"none"`` (X has no columns).
+        ``"alternating-projections"``, ``"kway-direct"`` or ``"kway-cg"`` (exact Schur complement
+        solver for three or more dimensions, :mod:`fastpanel.kway`), or ``"none"`` (X has no
+        columns).
     backend : str
         Backend that ran the kernels.
     n_dropped : int
@@ -377,11 +379,41 @@ def _transform(
     if kern.oneway(X, probe, _order_arg(first), first.group_starts, w_arg):
         return probe, None, 0, True, 0.0
     del probe
-    res, iterations, converged, change = _alternating_projections(X, fe, w, kern, tol, maxiter)
-    if out is not None:
-        out[...] = res
-        res = out
-    return res, "alternating-projections", iterations, converged, change
+    # Three or more dimensions: exact through the Schur complement of the smaller dimensions
+    # (fastpanel.kway) whenever building it is cheap next to a few sweeps. Otherwise a bounded
+    # number of accelerated sweeps first: well-connected designs converge in a handful; weakly
+    # connected ones (where sweeps crawl and their stopping rule understates the error) go on
+    # to the exact solver.
+    exact_first = _schur_cost(fe) <= max(SCHUR_CHEAP_FACTOR * X.shape[0] * max(X.shape[1], 1), SCHUR_ALWAYS)
+    if not exact_first:
+        res, iterations, converged, change = _alternating_projections(X, fe, w, kern, tol, min(maxiter, AP_BUDGET))
+        if converged:
+            if out is not None:
+                out[...] = res
+                res = out
+            return res, "alternating-projections", iterations, converged, change
+    from fastpanel.kway import build_structure, kway_within
+
+    structure = build_structure(fe.factors, w)
+    res, steps = kway_within(X, structure, w, out)
+    return res, structure.method, steps, structure.last_residual <= 1e-9, structure.last_residual
+
+
+# Sweeps of accelerated alternating projections tried before the exact k-way solver, and the
+# cost below which the exact solver goes first (Schur entries per data entry).
+AP_BUDGET = 40
+SCHUR_CHEAP_FACTOR = 4.0
+SCHUR_ALWAYS = 2e6  # below this many entries the exact solver costs milliseconds: always exact
+
+
+def _schur_cost(fe: FixedEffects) -> float:
+    """Entries updated when building the Schur complement: sum over the groups of the largest
+    dimension of (distinct other levels)^2, bounded by min(m k_a, n_B)^2."""
+    A = max(fe.factors, key=lambda f: f.n_levels)
+    m = fe.n_ways - 1
+    n_B = sum(f.n_levels for f in fe.factors) - A.n_levels
+    per_group = np.minimum(m * A.counts.astype(np.float64), float(n_B))
+    return float(np.dot(per_group, per_group))
 
 
 def _finish(
