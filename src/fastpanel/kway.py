@@ -119,7 +119,8 @@ def build_structure(factors: list[Factor], w: np.ndarray | None) -> KwayStructur
         # dimensions): the right-hand side lies in the range of S, where each refinement step
         # shrinks the error by eps / (lambda + eps); directions in the null space of S do not
         # change the output.
-        eps = _RIDGE * float(np.mean(Sr.diagonal()))
+        mean_diag = float(np.mean(Sr.diagonal()))
+        eps = _RIDGE * mean_diag if mean_diag > 0 else 1.0  # S = 0: every B effect absorbed
         lu = spla.splu((Sr + eps * sp.identity(Sr.shape[0], format="csc")).tocsc(), permc_spec="MMD_AT_PLUS_A",
                        diag_pivot_thresh=0.0, options={"SymmetricMode": True})
         solver = lu.solve
