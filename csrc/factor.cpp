@@ -22,6 +22,11 @@ py::array_t<i64> group_order(py::array_t<i64> codes, py::array_t<i64> starts) {
     const i64* codes_N = vec_view(codes, n, "codes");
     const i64* starts_G = vec_view(starts, n_levels + 1, "group_starts");
     if (starts_G[n_levels] != n) throw std::invalid_argument("group_starts must end at len(codes)");
+    // O(n_levels) check that the offsets are a valid partition of 0..n: together with the
+    // per-row bound below, no write can leave order_N whatever arrays Python passes.
+    if (n_levels >= 0 && starts_G[0] != 0) throw std::invalid_argument("group_starts must start at 0");
+    for (i64 g = 0; g < n_levels; ++g)
+        if (starts_G[g + 1] < starts_G[g]) throw std::invalid_argument("group_starts must be non-decreasing");
     py::array_t<i64> order(n);
     i64* order_N = order.mutable_data();
     {
@@ -30,6 +35,8 @@ py::array_t<i64> group_order(py::array_t<i64> codes, py::array_t<i64> starts) {
         for (i64 i = 0; i < n; ++i) {
             const i64 c = codes_N[i];
             if (c < 0 || c >= n_levels) throw std::invalid_argument("codes out of range");
+            // more rows of level c than group_starts allots: codes and starts disagree
+            if (next[c] >= starts_G[c + 1]) throw std::invalid_argument("group_starts do not match the counts of codes");
             order_N[next[c]++] = i;
         }
     }

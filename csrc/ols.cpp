@@ -57,6 +57,15 @@ py::tuple cluster_scores(py::array_t<double> Zyx, py::array_t<double> beta, py::
     if (n_starts < 1) throw std::invalid_argument("group_starts must hold n_groups + 1 entries");
     const i64* st = vec_view(starts, n_starts, "group_starts");
     if (st[n_starts - 1] != z.rows) throw std::invalid_argument("group_starts must end at n");
+    // Cheap validation (O(G) and one O(n) read of order) so that no index reaching the kernel
+    // can leave Zyx, whatever arrays Python passes.
+    if (st[0] < 0) throw std::invalid_argument("group_starts must start at a non-negative offset");
+    for (i64 g = 0; g + 1 < n_starts; ++g)
+        if (st[g + 1] < st[g]) throw std::invalid_argument("group_starts must be non-decreasing");
+    if (permuted) {
+        for (i64 i = 0; i < z.rows; ++i)
+            if (ord[i] < 0 || ord[i] >= z.rows) throw std::invalid_argument("order holds a row index out of range");
+    }
     py::array_t<double> sums({n_starts - 1, k});
     double* s = sums.mutable_data();
     double ssr;

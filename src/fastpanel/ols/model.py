@@ -606,7 +606,15 @@ class PanelOLS:
                     )
                 arr, key = named[c], c
             else:
-                arr, key = c, f"cluster{j}"
+                # checked here, where the caller's words are known: estimate() only sees the
+                # internal key of the array
+                arr, key = factorize(c, f"cluster array {j} of vcov"), f"cluster{j}"
+                n_y = int(np.shape(self.y)[0]) if np.ndim(self.y) else 0
+                if arr.n_obs != n_y:
+                    raise ValueError(
+                        f"vcov={{{spec.kind!r}: ...}}: the cluster array given as cluster variable {j + 1} has "
+                        f"{arr.n_obs} values but y has {n_y} rows; pass one cluster id per row"
+                    )
             extra[f"__cluster__{key}"] = arr
             clusters.append(key)
         if spec.kind == "DK":
