@@ -247,3 +247,14 @@ def test_within_accepts_nullable_float_frames() -> None:
 def test_within_on_zero_columns_is_empty_on_every_backend(backend) -> None:
     out, info = fastpanel.within(np.empty((5, 0)), np.arange(5) % 2, backend=backend, return_info=True)
     assert out.shape == (5, 0) and info.method == "none"
+
+
+@pytest.mark.parametrize("fml", ["y ~ x | e", "y ~ x"])
+def test_empty_frame_is_a_clear_error(panel, fml) -> None:
+    with pytest.raises(ValueError, match="data has no rows"):
+        fastpanel.feols(fml, panel.iloc[:0])
+
+
+def test_empty_arrays_are_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="y has no rows"):
+        fastpanel.PanelOLS(np.empty(0), np.empty((0, 1)), np.empty(0)).fit()

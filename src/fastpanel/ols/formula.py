@@ -207,6 +207,8 @@ def feols(
     extra_cols = [c for c in (weights, split_col, time) if c is not None]
     columns_needed = list(dict.fromkeys(main_vars + fes + cluster_cols + extra_cols))
     df = _to_pandas(data, columns_needed)
+    if len(df) == 0:
+        raise ValueError("data has no rows; pass a frame with at least one observation")
     cols = list(df.columns)
     _check_columns(main_vars, cols, "formula")
     _check_columns(fes, cols, "formula (fixed effects)")

@@ -222,6 +222,8 @@ def estimate(
     """
     yv = _as_vector(y, "y")
     n = yv.shape[0]
+    if n == 0:
+        raise ValueError("y has no rows; pass at least one observation")
     Xm = np.asarray(X)
     if Xm.ndim == 1:
         Xm = Xm[:, None]
