@@ -33,8 +33,8 @@ _LAZY = {
     "threshold": "fastpanel.panel_threshold",
     "ThresholdPanel": "fastpanel.panel_threshold",
     "ThresholdResults": "fastpanel.panel_threshold",
-    "dynamic_threshold": "fastpanel.dynamic_threshold",
-    "DynamicThresholdResults": "fastpanel.dynamic_threshold",
+    "dynamic_threshold": "fastpanel.dynamic_panel",
+    "DynamicThresholdResults": "fastpanel.dynamic_panel",
     "datasets": "fastpanel.datasets",
 }
 

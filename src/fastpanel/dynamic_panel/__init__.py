@@ -2,8 +2,8 @@
 threshold found by grid search over the GMM objective, the kink-constrained variant and the
 bootstrap sup-Wald linearity test (Seo, Kim and Kim 2019)."""
 
-from fastpanel.dynamic_threshold.gmm import InstrumentWarning
-from fastpanel.dynamic_threshold.model import dynamic_threshold
-from fastpanel.dynamic_threshold.results import DynamicThresholdResults, LinearityTest
+from fastpanel.dynamic_panel.gmm import InstrumentWarning
+from fastpanel.dynamic_panel.model import dynamic_threshold
+from fastpanel.dynamic_panel.results import DynamicThresholdResults, LinearityTest
 
 __all__ = ["DynamicThresholdResults", "InstrumentWarning", "LinearityTest", "dynamic_threshold"]

@@ -1,4 +1,4 @@
-"""``fastpanel.dynamic_threshold``: the dynamic panel threshold model of Seo and Shin (2016).
+"""``fastpanel.dynamic_panel``: the dynamic panel threshold model of Seo and Shin (2016).
 
 The procedure (Seo and Shin 2016, section 3; Seo, Kim and Kim 2019 for the kink model and the
 fast bootstrap), with the threshold searched on a grid:
@@ -25,9 +25,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from fastpanel.dynamic_threshold.design import build_design
-from fastpanel.dynamic_threshold.gmm import GMMEngine, InstrumentWarning, whitener
-from fastpanel.dynamic_threshold.results import DynamicThresholdResults, LinearityTest
+from fastpanel.dynamic_panel.design import build_design
+from fastpanel.dynamic_panel.gmm import GMMEngine, InstrumentWarning, whitener
+from fastpanel.dynamic_panel.results import DynamicThresholdResults, LinearityTest
 
 __all__ = ["dynamic_threshold", "fit_arrays", "period_index"]
 

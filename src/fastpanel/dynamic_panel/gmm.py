@@ -34,7 +34,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from fastpanel.dynamic_threshold.design import GMMDesign
+from fastpanel.dynamic_panel.design import GMMDesign
 
 __all__ = ["GMMEngine", "InstrumentWarning", "whitener"]
 
