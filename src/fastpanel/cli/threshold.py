@@ -17,23 +17,27 @@ from fastpanel.cli.io import (
     require_numeric,
 )
 
-__all__ = ["register", "run", "threshold_payload"]
+__all__ = ["dynamic_payload", "register", "run", "threshold_payload"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "threshold", help="panel threshold regression (Hansen 1999) on a data file",
+        "threshold", help="panel threshold regression (Hansen 1999; --dynamic: Seo and Shin 2016) on a data file",
         description="Estimate a fixed-effects panel threshold model: FORMULA is 'y ~ x1 + x2 | "
         "entity'; the coefficients of the --regime variables change when --threshold-var "
-        "crosses each threshold.",
-        epilog=("example:\n  fastpanel threshold data.csv \"lgdp ~ lk + ll | city\" --threshold-var "
-                "storage --regime lcloud --n-thresholds 2 --boot 300 --plot lr.png"),
+        "crosses each threshold. With --dynamic: the dynamic panel threshold model of Seo and Shin "
+        "(2016) by first-differenced GMM, where the lags of y (--lags) and every regressor change "
+        "at the threshold, regressors may be endogenous (--endog) and --time is required.",
+        epilog=("examples:\n  fastpanel threshold data.csv \"lgdp ~ lk + ll | city\" --threshold-var "
+                "storage --regime lcloud --n-thresholds 2 --boot 300 --plot lr.png\n"
+                "  fastpanel threshold data.csv \"lgdp ~ lcloud | city\" --time year --threshold-var storage "
+                "--dynamic --lags 1 --endog lcloud --plot gmm.png"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="CSV, Parquet, Stata .dta or Excel file")
     p.add_argument("formula", help="\"y ~ x1 + x2 | entity\"")
     p.add_argument("--threshold-var", required=True, metavar="Q", help="threshold variable")
-    p.add_argument("--regime", required=True, action="append", metavar="Z",
-                   help="regime-dependent regressor (repeat for several)")
+    p.add_argument("--regime", action="append", metavar="Z",
+                   help="regime-dependent regressor (repeat for several; required without --dynamic)")
     p.add_argument("--n-thresholds", type=int, default=1, choices=[1, 2, 3], metavar="K",
                    help="number of thresholds (1-3, default 1)")
     p.add_argument("--boot", type=int, default=300, metavar="B",
@@ -54,7 +58,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="computation conventions (default: fastpanel's; hansen1999: Hansen's program)")
     p.add_argument("--level", type=float, default=0.05, metavar="A",
                    help="significance level of the sequential selection of thresholds (default 0.05)")
-    p.add_argument("--plot", default=None, metavar="PATH", help="write the LR(gamma) plot (PNG)")
+    dyn = p.add_argument_group("dynamic model (--dynamic)")
+    dyn.add_argument("--dynamic", action="store_true",
+                     help="dynamic panel threshold model (Seo and Shin 2016), first-differenced two-step GMM")
+    dyn.add_argument("--lags", type=int, default=1, metavar="P", help="lags of y among the regressors (default 1)")
+    dyn.add_argument("--endog", action="append", default=[], metavar="X",
+                     help="endogenous regressor, instrumented by its lagged levels (repeat for several)")
+    dyn.add_argument("--instrument", action="append", default=[], metavar="W",
+                     help="extra exogenous instrument column, used in levels (repeat for several)")
+    dyn.add_argument("--kink", action="store_true", help="kink model: continuous at the threshold")
+    dyn.add_argument("--transform", default="fd", choices=["fd", "fod"],
+                     help="fd: first differences (default); fod: forward orthogonal deviations (gaps)")
+    dyn.add_argument("--collapse", action="store_true", help="one instrument per lag (Roodman 2009)")
+    dyn.add_argument("--max-lag", type=int, default=None, metavar="L", help="deepest lag of the level instruments")
+    p.add_argument("--plot", default=None, metavar="PATH",
+                   help="write the LR(gamma) plot, or with --dynamic the GMM objective and Wald curves (PNG)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     p.add_argument("--format", default="text", choices=["text", "json"], help="output format")
     add_global_options(p, suppress=True)
@@ -124,10 +142,93 @@ def _grid(text: str | None) -> Any:
         raise CLIError(f"--grid {text!r}: give a number of grid points such as 400, or 'exact'") from None
 
 
+def dynamic_payload(result: Any) -> dict[str, Any]:
+    """JSON-ready summary of a DynamicThresholdResults object."""
+    from fastpanel.report import to_jsonable
+
+    payload = to_jsonable(result.to_dict())
+    payload["regimes"] = to_jsonable(result.regimes.reset_index().to_dict(orient="records"))
+    return payload
+
+
+def _dynamic_words(message: str) -> str:
+    for a, b in (("n_boot=", "--boot "), ("trim=", "--trim "), ("grid=", "--grid "), ("lags=", "--lags "),
+                 ("max_lag=", "--max-lag "), ("endog=", "--endog "), ("instruments:", "--instrument:"),
+                 ("transform=", "--transform "), ("collapse=True", "--collapse"), ("threshold_var=", "--threshold-var "),
+                 ("entity= and time=", "the formula's '| entity' and --time")):
+        message = message.replace(a, b)
+    return message
+
+
+def _run_dynamic(args: argparse.Namespace, frame: Any, entity: str) -> int:
+    import warnings
+
+    from fastpanel.cli._common import stderr
+
+    if not args.time:
+        raise CLIError("--dynamic needs the period column: add --time COL")
+    if args.regime:
+        raise CLIError("--regime is for the static model; with --dynamic every regressor and the lags of y change "
+                       "at the threshold")
+    if args.n_thresholds != 1 or args.time_effects or args.conventions != "default" or args.bootstrap:
+        raise CLIError("--dynamic estimates one threshold with the fast bootstrap; drop --n-thresholds, "
+                       "--time-effects, --conventions and --bootstrap")
+    fml = args.formula.partition("|")[0]
+    require_columns(frame, [args.threshold_var, args.time, *args.instrument], args.file)
+    require_numeric(frame, [args.threshold_var, *args.instrument], args.file)
+    fit = load_estimator("dynamic_threshold", "fastpanel.dynamic_panel", "the dynamic threshold model")
+    kwargs: dict[str, Any] = dict(entity=entity, time=args.time, threshold_var=args.threshold_var, lags=args.lags,
+                                  endog=args.endog, instruments=args.instrument, kink=args.kink,
+                                  transform=args.transform, collapse=args.collapse, max_lag=args.max_lag,
+                                  n_boot=args.boot, seed=0 if args.seed is None else args.seed)
+    trim, grid = _trim(args.trim), _grid(args.grid)
+    if isinstance(trim, list):
+        raise CLIError("--trim: --dynamic takes one number, the share of the threshold variable left out at each end")
+    if trim is not None:
+        kwargs["trim"] = trim
+    if grid == "exact":
+        raise CLIError("--grid exact is for the static model; give a number of points with --dynamic")
+    if grid is not None:
+        kwargs["grid"] = grid
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fit(fml, frame, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise CLIError(_dynamic_words(str(exc))) from exc
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            stderr(f"fastpanel: warning: {_dynamic_words(str(w.message))}")
+    if args.format == "json":
+        echo(args, json.dumps(dynamic_payload(result), indent=2, allow_nan=False), force=True)
+    else:
+        echo(args, result.summary(), force=True)
+    if args.plot:
+        from fastpanel.report import objective_plot_png
+
+        lt = result.linearity_test
+        _write_plot(args, objective_plot_png(result.grid, result.objective, estimate=result.threshold,
+                                             wald=None if lt is None else lt.wald, xlabel=args.threshold_var))
+    return 0
+
+
+def _write_plot(args: argparse.Namespace, png: bytes) -> None:
+    try:
+        Path(args.plot).write_bytes(png)
+    except OSError as exc:
+        raise CLIError(f"cannot write {args.plot}: {exc.strerror or exc}") from exc
+    echo(args, f"wrote {args.plot}")
+
+
 def run(args: argparse.Namespace) -> int:
     check_output(args.plot, "--plot", inputs=(args.file,), force=args.force)
     if args.plot and not args.plot.lower().endswith(".png"):
         raise CLIError(f"--plot {args.plot}: the plot is a PNG image; give a file name ending in .png")
+    if args.dynamic:
+        frame = read_table(args.file)
+        return _run_dynamic(args, frame, _entity_column(args.formula))
+    if not args.regime:
+        raise CLIError("name the regime-dependent regressor(s) with --regime Z (or use --dynamic)")
     trim, grid = _trim(args.trim), _grid(args.grid)
     frame = read_table(args.file)
     entity = _entity_column(args.formula)
@@ -190,10 +291,5 @@ def run(args: argparse.Namespace) -> int:
         from fastpanel.report import lr_curve_arrays, lr_plot_png
 
         grid, lr = lr_curve_arrays(result.lr_curve(1))
-        png = lr_plot_png(grid, lr, estimate=float(result.thresholds_for(1)[0]), xlabel=args.threshold_var)
-        try:
-            Path(args.plot).write_bytes(png)
-        except OSError as exc:
-            raise CLIError(f"cannot write {args.plot}: {exc.strerror or exc}") from exc
-        echo(args, f"wrote {args.plot}")
+        _write_plot(args, lr_plot_png(grid, lr, estimate=float(result.thresholds_for(1)[0]), xlabel=args.threshold_var))
     return 0

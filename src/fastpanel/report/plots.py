@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["lr_curve_arrays", "lr_plot_png", "coef_plot_png", "hansen_critical_value"]
+__all__ = ["lr_curve_arrays", "lr_plot_png", "coef_plot_png", "hansen_critical_value", "objective_plot_png"]
 
 
 def _figure(figsize: tuple[float, float]) -> Any:
@@ -113,6 +113,32 @@ def lr_plot_png(grid: np.ndarray, lr: np.ndarray, *, estimate: float | None = No
     if title:
         ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)
+    return _png(fig)
+
+
+def objective_plot_png(grid: np.ndarray, objective: np.ndarray, *, estimate: float | None = None,
+                       wald: np.ndarray | None = None, xlabel: str = "threshold",
+                       title: str | None = None) -> bytes:
+    """The GMM objective J(gamma) of the dynamic threshold model over its grid (and, on a
+    second axis, the Wald statistic of no regime effect at each point), as PNG bytes."""
+    order = np.argsort(grid)
+    fig = _figure((6.4, 3.6))
+    ax = fig.subplots()
+    ax.plot(grid[order], objective[order], color="#1f4e79", lw=1.4, label="GMM objective J(γ)")
+    if estimate is not None:
+        ax.axvline(estimate, color="#1f4e79", ls=":", lw=1, label=f"estimate {estimate:.4g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("second-step GMM objective")
+    handles, labels = ax.get_legend_handles_labels()
+    if wald is not None:
+        ax2 = ax.twinx()
+        ax2.plot(grid[order], wald[order], color="#b22222", lw=1, ls="--", label="Wald(γ), no regime effect")
+        ax2.set_ylabel("Wald statistic")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    if title:
+        ax.set_title(title)
+    ax.legend(handles, labels, frameon=False, fontsize=8)
     return _png(fig)
 
 
