@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_float_matrix", "as_weights", "nonfinite_rows"]
+__all__ = ["as_float_matrix", "as_pandas", "as_weights", "nonfinite_rows"]
 
 
 def as_float_matrix(X: Any, name: str = "X") -> tuple[np.ndarray, bool]:
@@ -65,3 +65,19 @@ def nonfinite_rows(X: np.ndarray) -> np.ndarray:
     if X.shape[1] == 1:
         return ~np.isfinite(X[:, 0])
     return ~np.isfinite(X).all(axis=1)
+
+
+def as_pandas(data: Any) -> Any:
+    """``data`` as a non-empty pandas DataFrame (a polars DataFrame is converted; a LazyFrame,
+    or anything else, is refused with the reason)."""
+    import pandas as pd
+
+    if not isinstance(data, pd.DataFrame):
+        if type(data).__name__ == "LazyFrame":
+            raise TypeError("data is a polars LazyFrame; call .collect() on it first and pass the DataFrame")
+        if not hasattr(data, "to_pandas"):
+            raise TypeError(f"data must be a pandas or polars DataFrame, got {type(data).__name__}")
+        data = data.to_pandas()
+    if len(data) == 0:
+        raise ValueError("data has no rows")
+    return data

@@ -161,10 +161,6 @@ def _dynamic_words(message: str) -> str:
 
 
 def _run_dynamic(args: argparse.Namespace, frame: Any, entity: str) -> int:
-    import warnings
-
-    from fastpanel.cli._common import stderr
-
     if not args.time:
         raise CLIError("--dynamic needs the period column: add --time COL")
     if args.regime:
@@ -190,15 +186,7 @@ def _run_dynamic(args: argparse.Namespace, frame: Any, entity: str) -> int:
         raise CLIError("--grid exact is for the static model; give a number of points with --dynamic")
     if grid is not None:
         kwargs["grid"] = grid
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = fit(fml, frame, **kwargs)
-        except (ValueError, TypeError) as exc:
-            raise CLIError(_dynamic_words(str(exc))) from exc
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            stderr(f"fastpanel: warning: {_dynamic_words(str(w.message))}")
+    result = _estimate(fit, (fml, frame), kwargs, errors=_dynamic_words, warns=_dynamic_words)
     if args.format == "json":
         echo(args, json.dumps(dynamic_payload(result), indent=2, allow_nan=False), force=True)
     else:
@@ -210,6 +198,25 @@ def _run_dynamic(args: argparse.Namespace, frame: Any, entity: str) -> int:
         _write_plot(args, objective_plot_png(result.grid, result.objective, estimate=result.threshold,
                                              wald=None if lt is None else lt.wald, xlabel=args.threshold_var))
     return 0
+
+
+def _estimate(fit: Any, args: tuple, kwargs: dict[str, Any], *, errors: Any, warns: Any) -> Any:
+    """Run an estimator: errors become one-line CLI errors and warnings go to stderr, each
+    worded in command-line terms by ``errors`` / ``warns``."""
+    import warnings
+
+    from fastpanel.cli._common import stderr
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fit(*args, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise CLIError(errors(str(exc))) from exc
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            stderr(f"fastpanel: warning: {warns(str(w.message))}")
+    return result
 
 
 def _write_plot(args: argparse.Namespace, png: bytes) -> None:
@@ -268,21 +275,10 @@ def run(args: argparse.Namespace) -> int:
     kwargs["level"] = args.level
     if args.time_effects:
         kwargs["time_effects"] = True
-    import warnings
-
     from fastpanel.cli.fit import _cli_words
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = threshold(args.formula, frame, **kwargs)
-        except (ValueError, TypeError) as exc:
-            raise CLIError(_threshold_words(_cli_words(str(exc)))) from exc
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            from fastpanel.cli._common import stderr
-
-            stderr(f"fastpanel: warning: {_cli_words(str(w.message))}")
+    result = _estimate(threshold, (args.formula, frame), kwargs,
+                       errors=lambda m: _threshold_words(_cli_words(m)), warns=_cli_words)
     if args.format == "json":
         echo(args, json.dumps(threshold_payload(result), indent=2, allow_nan=False), force=True)
     else:

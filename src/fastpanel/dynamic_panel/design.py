@@ -102,12 +102,17 @@ def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray
     kx = X.shape[1]
     order, skey, span = _positions(entity, period)
     key = entity.astype(np.int64) * span + period.astype(np.int64)
-    lag_row = {ell: _lag_rows(skey, order, key, ell, period) for ell in range(1, lags + 1)}
+    lag_cache: dict[int, np.ndarray] = {}
+
+    def lag_row(ell: int) -> np.ndarray:  # row of (entity, period - ell) per row, -1 if absent
+        if ell not in lag_cache:
+            lag_cache[ell] = _lag_rows(skey, order, key, ell, period)
+        return lag_cache[ell]
 
     # Level rows: y's own lags must exist (a gap or the start of a panel removes the row).
     ok = np.ones(n, dtype=bool)
     for ell in range(1, lags + 1):
-        ok &= lag_row[ell] >= 0
+        ok &= lag_row(ell) >= 0
     level = np.flatnonzero(ok)
     level = level[np.argsort(key[level], kind="stable")]
     n_r = level.size
@@ -117,7 +122,7 @@ def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray
     row_of[level] = np.arange(n_r)
     Xl = np.empty((n_r, lags + kx))
     for ell in range(1, lags + 1):
-        Xl[:, ell - 1] = y[lag_row[ell][level]]
+        Xl[:, ell - 1] = y[lag_row(ell)[level]]
     Xl[:, lags:] = X[level]
     names = [f"L{ell}.{y_name}" for ell in range(1, lags + 1)] + list(x_names)
     ent_r = entity[level]
@@ -126,7 +131,7 @@ def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray
     # The transformation A (n_j x n_r) and the level row each equation is dated by.
     if transform == "fd":
         prev = np.full(n_r, -1, dtype=np.int64)
-        lag1 = _lag_rows(skey, order, key, 1, period)[level]
+        lag1 = lag_row(1)[level]
         has_prev = lag1 >= 0
         prev[has_prev] = row_of[lag1[has_prev]]
         eq = np.flatnonzero(prev >= 0)
@@ -178,7 +183,7 @@ def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray
         deepest = int(t_j.max())
         top = deepest if max_lag is None else min(deepest, max_lag)
         for ell in range(first_lag, top + 1):
-            src = _lag_rows(skey, order, key, ell, period)[lvl_j]
+            src = lag_row(ell)[lvl_j]
             have = src >= 0
             jr = np.flatnonzero(have)
             v = values[src[have]]

@@ -28,8 +28,6 @@ parameters (the last d of theta), ``N`` entities, ``B`` bootstrap draws.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
@@ -91,7 +89,6 @@ class GMMEngine:
         self.centre = float(np.median(self.grid)) if self.grid.size else 0.0
         self.pos = np.searchsorted(self.grid, d.q, side="left")  # grid points strictly below q_r
         coo = d.zeta.tocoo()
-        self._coo = coo
         G = self.grid.size
         if kink:
             R = np.column_stack([d.q - self.centre, np.ones_like(d.q)])

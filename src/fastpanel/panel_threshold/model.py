@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fastpanel._backend import resolve_backend
+from fastpanel._validation import as_pandas
 from fastpanel.panel_threshold.bootstrap import bootstrap_statistics, draw_bootstrap
 from fastpanel.panel_threshold.grid import candidate_grid, exclusion_window
 from fastpanel.panel_threshold.results import ThresholdResults
@@ -370,17 +371,9 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
         missing entity or period id); regressors collinear with others or absorbed by the
         effects are dropped with a warning and listed in ``dropped_regressors``.
     """
-    import pandas as pd
-
     if not isinstance(formula, str) or "~" not in formula or "|" not in formula:
         raise ValueError(f"formula={formula!r} must look like 'y ~ x1 + x2 | entity' or 'y ~ x | entity + time'")
-    if not isinstance(data, pd.DataFrame):
-        if hasattr(data, "to_pandas") and type(data).__name__ != "LazyFrame":
-            data = data.to_pandas()
-        else:
-            raise TypeError(f"data must be a pandas or polars DataFrame, got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError("data has no rows")
+    data = as_pandas(data)
     lhs, rest = formula.split("~", 1)
     rhs, fe = rest.rsplit("|", 1)
     yname = lhs.strip()
