@@ -24,9 +24,13 @@ def _messy(N=40, T=8, seed=3, drop=30, **kw) -> pd.DataFrame:
     return df.sample(frac=1, random_state=seed + 2).reset_index(drop=True)
 
 
-def _arrays(df, q_shift=0.0):
-    return (df.y.to_numpy(), df[["x"]].to_numpy(), df.q.to_numpy() + q_shift, df.id.to_numpy(),
-            period_index(df.year.to_numpy()))
+def _arrays(df, q_shift=0.0, centre=False):
+    """Model arrays; ``centre`` subtracts the means of y and x, as fit_arrays does before it
+    builds the instruments (so a missing lagged level is zero in the same units for both)."""
+    y, X = df.y.to_numpy(), df[["x"]].to_numpy()
+    if centre:
+        y, X = y - y.mean(), X - X.mean(axis=0)
+    return y, X, df.q.to_numpy() + q_shift, df.id.to_numpy(), period_index(df.year.to_numpy())
 
 
 def _engine(df, grid, *, transform, kink, collapse, q_shift=0.0, max_lag=None, endog=False):
@@ -82,7 +86,7 @@ def test_endogenous_regressor_and_max_lag_instruments():
 @pytest.mark.parametrize(("transform", "kink"), [("fd", False), ("fd", True), ("fod", False)])
 def test_two_step_estimates_match_the_pointwise_procedure(transform, kink):
     df = _messy(N=60, seed=11, kink=kink)
-    y, X, q, ent, per = _arrays(df)
+    y, X, q, ent, per = _arrays(df, centre=True)
     grid = np.linspace(-0.7, 0.7, 29)
     res = fit_arrays(y, X, q, ent, per, lags=1, kink=kink, transform=transform, grid=grid, n_boot=0)
     ref = NaivePanelGMM(y, X, q, ent, per, lags=1, transform=transform, kink=kink)
@@ -113,9 +117,42 @@ def test_two_step_estimates_match_the_pointwise_procedure(transform, kink):
     np.testing.assert_allclose(res.bse.to_numpy(), np.sqrt(np.diag(V)), rtol=1e-7)
 
 
+@pytest.mark.parametrize("kink", [False, True])
+def test_balanced_panel_in_raw_units_matches_the_pointwise_procedure(kink):
+    # Balanced: every lagged level exists, so centring changes no moment's span and the raw-unit
+    # estimates (intercept shift mapped back to the data's origin) equal the oracle's.
+    df = simulate(60, 7, seed=17, kink=kink)
+    df = df.assign(y=df.y + 50.0, x=df.x - 20.0).sample(frac=1, random_state=3)
+    y, X, q, ent, per = _arrays(df)
+    grid = np.linspace(-0.7, 0.7, 21)
+    res = fit_arrays(y, X, q, ent, per, lags=1, kink=kink, grid=grid, n_boot=0)
+    out = NaivePanelGMM(y, X, q, ent, per, lags=1, kink=kink).two_step(grid)
+    assert res.threshold == out["g2"]
+    np.testing.assert_allclose(res.params.to_numpy()[:-1], out["theta"], rtol=1e-7)
+    np.testing.assert_allclose(res.objective, out["J2"], rtol=1e-7)
+
+
+def test_offsets_of_1e8_change_only_the_intercept_shift():
+    df = _messy(N=120, seed=19)
+    kw = dict(entity="id", time="year", threshold_var="q", instruments=["q"], n_boot=29, seed=2)
+    grid = np.linspace(-0.7, 0.7, 41)
+    a = fp.dynamic_threshold("y ~ x", df, grid=grid, **kw)
+    c = 1e8
+    b = fp.dynamic_threshold("y ~ x", df.assign(y=df.y + c, x=df.x - c, q=df.q + c), grid=grid + c, **kw)
+    assert b.threshold - c == pytest.approx(a.threshold, abs=1e-7)
+    slopes = ["L1.y", "x", "shift:L1.y", "shift:x"]
+    np.testing.assert_allclose(b.params[slopes], a.params[slopes], rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(b.bse[slopes + ["threshold"]], a.bse[slopes + ["threshold"]], rtol=1e-6)
+    # (1, x)'d at the new origin: d_0' = d_0 - c d_y + c d_x, known to ~1e-8 of c |d|
+    expect = a.params["shift:const"] - c * a.params["shift:L1.y"] + c * a.params["shift:x"]
+    assert b.params["shift:const"] == pytest.approx(expect, abs=1e-7 * c)
+    assert b.linearity_test.statistic == pytest.approx(a.linearity_test.statistic, rel=1e-6)
+    assert b.linearity_test.pvalue == a.linearity_test.pvalue
+
+
 def test_sup_wald_and_fast_bootstrap_match_pointwise_loops():
     df = _messy(N=50, seed=13, linear=True)
-    y, X, q, ent, per = _arrays(df)
+    y, X, q, ent, per = _arrays(df, centre=True)
     grid = np.linspace(-0.6, 0.6, 9)
     res = fit_arrays(y, X, q, ent, per, lags=1, grid=grid, n_boot=7, seed=4)
     ref = NaivePanelGMM(y, X, q, ent, per, lags=1)
@@ -221,6 +258,21 @@ def test_bad_input_names_the_argument():
         fp.dynamic_threshold("y ~ x", df, collapse=True, max_lag=2, **kw)
     with pytest.raises(TypeError, match="DataFrame"):
         fp.dynamic_threshold("y ~ x", df.to_dict(), **kw)
+    with pytest.raises(ValueError, match="no rows"):
+        fp.dynamic_threshold("y ~ x", df.iloc[:0], **kw)
+
+
+def test_polars_frames_are_accepted_and_lazy_frames_refused():
+    pl = pytest.importorskip("polars")
+    df = _messy(N=60, seed=41)
+    kw = dict(entity="id", time="year", threshold_var="q", n_boot=0, grid=10, collapse=True)
+    a = fp.dynamic_threshold("y ~ x", df, **kw)
+    b = fp.dynamic_threshold("y ~ x", pl.from_pandas(df), **kw)
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-12)
+    with pytest.raises(TypeError, match=r"\.collect\(\)"):
+        fp.dynamic_threshold("y ~ x", pl.from_pandas(df).lazy(), **kw)
+    with pytest.raises(TypeError, match=r"\.collect\(\)"):
+        fp.threshold("y ~ x | id", pl.from_pandas(df).lazy(), threshold_var="q", regime_vars="x")
 
 
 def test_many_instruments_warn_and_still_fit():

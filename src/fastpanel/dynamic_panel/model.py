@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from fastpanel._validation import as_pandas
 from fastpanel.dynamic_panel.design import build_design
 from fastpanel.dynamic_panel.gmm import GMMEngine, InstrumentWarning, whitener
 from fastpanel.dynamic_panel.results import DynamicThresholdResults, LinearityTest
@@ -92,9 +93,16 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, 
     if bandwidth is not None and not (np.isfinite(bandwidth) and bandwidth > 0):
         raise ValueError(f"bandwidth={bandwidth!r} must be a positive number or None (rule of thumb)")
 
-    d = build_design(y, X, q, entity, period, lags=lags, endog=endog_mask, extra_iv=extra_iv,
-                     transform=transform, collapse=collapse, max_lag=max_lag, y_name=y_name,
-                     x_names=x_names, iv_names=iv_names)
+    # Location: y, the regressors and the extra instruments are centred at their means. The
+    # constant instrument keeps the moments' span, and a missing lagged-level instrument is
+    # zero in centred units, so the fit does not depend on where the variables sit (y + 1e8
+    # instruments y_t-2 + 1e8, which next to the constant makes W singular to rounding).
+    # Only the intercept shift depends on the origin: it is mapped back below.
+    y_loc = float(np.mean(y))
+    x_loc = X.mean(axis=0)
+    d = build_design(y - y_loc, X - x_loc, q, entity, period, lags=lags, endog=endog_mask,
+                     extra_iv=extra_iv - extra_iv.mean(axis=0), transform=transform, collapse=collapse,
+                     max_lag=max_lag, y_name=y_name, x_names=x_names, iv_names=iv_names)
     thr = _grid(d.q, grid, trim)
     eng = GMMEngine(d, thr, kink)
     if eng.L >= eng.N:
@@ -123,13 +131,17 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, 
     if bandwidth is None:
         bandwidth = 1.5 * 1.06 * eng.N ** (-0.2) * float(np.std(d.q, ddof=1))
     cov = eng.covariance(theta, g_hat, Om2, bandwidth)
-
-    k = eng.k
+    # Back to the data's origin: (1, x - c)' d = (d_0 - c'd_x) + x'd_x, so only d_0 moves.
+    T = np.eye(eng.p + 1)
+    if not kink:
+        T[eng.k, eng.k + 1:eng.p] = -np.r_[np.full(lags, y_loc), x_loc]
+    theta_out = (T @ np.r_[theta, g_hat])[:-1]
+    cov = T @ cov @ T.T
     if kink:
         names = list(d.x_names) + [f"kink:({q_name}-threshold)+"]
     else:
         names = list(d.x_names) + ["shift:const"] + [f"shift:{nm}" for nm in d.x_names]
-    params = pd.Series(np.r_[theta, g_hat], index=names + ["threshold"])
+    params = pd.Series(np.r_[theta_out, g_hat], index=names + ["threshold"])
     # Hansen's J at the estimate, with the final weight: N gbar' Omega^-1 gbar
     gbar = eng.g1 - eng.jacobian_at(g_hat) @ theta
     Pf = whitener(Om2)
@@ -214,13 +226,7 @@ def dynamic_threshold(formula: str, data: Any, *, entity: str, time: str, thresh
     if "|" in formula:
         raise ValueError(f"formula={formula!r}: give the entity and period columns as entity= and time=; the "
                          "entity effects are removed by differencing")
-    if not isinstance(data, pd.DataFrame):
-        if hasattr(data, "to_pandas") and type(data).__name__ != "LazyFrame":
-            data = data.to_pandas()
-        else:
-            raise TypeError(f"data must be a pandas or polars DataFrame, got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError("data has no rows")
+    data = as_pandas(data)
     endog = [endog] if isinstance(endog, str) else list(endog)
     instruments = [instruments] if isinstance(instruments, str) else list(instruments)
     lhs, rhs = formula.split("~", 1)
