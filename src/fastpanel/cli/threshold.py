@@ -73,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     dyn.add_argument("--max-lag", type=int, default=None, metavar="L", help="deepest lag of the level instruments")
     p.add_argument("--plot", default=None, metavar="PATH",
                    help="write the LR(gamma) plot, or with --dynamic the GMM objective and Wald curves (PNG)")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="also write a report folder (report.html, report.md, LaTeX tables, the curve as PNG, "
+                        "results.json); replaced only if empty or a previous fastpanel report")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     p.add_argument("--format", default="text", choices=["text", "json"], help="output format")
     add_global_options(p, suppress=True)
@@ -187,10 +190,15 @@ def _run_dynamic(args: argparse.Namespace, frame: Any, entity: str) -> int:
     if grid is not None:
         kwargs["grid"] = grid
     result = _estimate(fit, (fml, frame), kwargs, errors=_dynamic_words, warns=_dynamic_words)
+    payload = dynamic_payload(result)
     if args.format == "json":
-        echo(args, json.dumps(dynamic_payload(result), indent=2, allow_nan=False), force=True)
+        echo(args, json.dumps(payload, indent=2, allow_nan=False), force=True)
     else:
         echo(args, result.summary(), force=True)
+    if args.report:
+        from fastpanel.cli.threshold_report import dynamic_report
+
+        _write_report(args, dynamic_report(result, args, payload))
     if args.plot:
         from fastpanel.report import objective_plot_png
 
@@ -227,8 +235,25 @@ def _write_plot(args: argparse.Namespace, png: bytes) -> None:
     echo(args, f"wrote {args.plot}")
 
 
+def _write_report(args: argparse.Namespace, report: Any) -> None:
+    from fastpanel.report import ReportWriteError
+
+    try:
+        written = report.write(args.report)
+    except ReportWriteError as exc:
+        raise CLIError(f"--report {args.report}: {exc}") from exc
+    echo(args, f"report written to {written}")
+
+
 def run(args: argparse.Namespace) -> int:
     check_output(args.plot, "--plot", inputs=(args.file,), force=args.force)
+    if args.report:
+        from fastpanel.report import ReportWriteError, check_output_dir
+
+        try:  # fail before the fit, not after it
+            check_output_dir(args.report)
+        except ReportWriteError as exc:
+            raise CLIError(f"--report {args.report}: {exc}") from exc
     if args.plot and not args.plot.lower().endswith(".png"):
         raise CLIError(f"--plot {args.plot}: the plot is a PNG image; give a file name ending in .png")
     if args.dynamic:
@@ -279,10 +304,15 @@ def run(args: argparse.Namespace) -> int:
 
     result = _estimate(threshold, (args.formula, frame), kwargs,
                        errors=lambda m: _threshold_words(_cli_words(m)), warns=_cli_words)
+    payload = threshold_payload(result)
     if args.format == "json":
-        echo(args, json.dumps(threshold_payload(result), indent=2, allow_nan=False), force=True)
+        echo(args, json.dumps(payload, indent=2, allow_nan=False), force=True)
     else:
         echo(args, str(result.summary()), force=True)
+    if args.report:
+        from fastpanel.cli.threshold_report import static_report
+
+        _write_report(args, static_report(result, args, payload))
     if args.plot:
         from fastpanel.report import lr_curve_arrays, lr_plot_png
 
