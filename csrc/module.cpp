@@ -6,6 +6,7 @@ void register_factor(py::module_& m);
 void register_within(py::module_& m);
 void register_threshold(py::module_& m);
 void register_ols(py::module_& m);
+void register_kway(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_core, m) {
     fastpanel::register_within(m);
     fastpanel::register_threshold(m);
     fastpanel::register_ols(m);
+    fastpanel::register_kway(m);
 }

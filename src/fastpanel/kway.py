@@ -36,7 +36,9 @@ arrays ending ``_B`` have one entry per stacked B level.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import scipy.sparse as sp
@@ -70,6 +72,17 @@ class KwayStructure:
 
 
 _RIDGE = 1e-12  # relative shift of the factorised matrix (see build_structure)
+_EMPTY_F64 = np.empty(0, dtype=np.float64)
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+
+
+def _kernels(kern: ModuleType | None) -> ModuleType:
+    if kern is not None:
+        return kern
+    from fastpanel._backend import available_backends
+
+    name = "cpp" if available_backends()["cpp"][0] else "numba"
+    return importlib.import_module(f"fastpanel.kernels.kway_{name}")
 
 
 def _stack_B(factors: list[Factor]) -> tuple[np.ndarray, int]:
@@ -80,27 +93,79 @@ def _stack_B(factors: list[Factor]) -> tuple[np.ndarray, int]:
     return codes, int(offsets[-1])
 
 
-def build_structure(factors: list[Factor], w: np.ndarray | None) -> KwayStructure:
-    """Schur complement, connected sets and factorisation for the given fixed effects."""
+def _schur_density_estimate(M: sp.csr_matrix, MT: sp.csr_matrix, n_B: int, sample: int = 256) -> float:
+    """Average nonzeros per row of S, from the exact pattern of up to ``sample`` rows.
+
+    Row b of S touches the B levels of every A group of b, so its pattern is the union of the
+    rows M[a] over the A groups a of b (the D_B' W D_B part adds nothing new: a data row's levels
+    all sit in its A group's row of M). Milliseconds, before any of S is built.
+    """
+    if n_B == 0:
+        return 0.0
+    rows = np.arange(n_B) if n_B <= sample else np.random.default_rng(0).choice(n_B, sample, replace=False)
+    total = 0
+    for b in rows:
+        groups = MT.indices[MT.indptr[b]:MT.indptr[b + 1]]
+        total += np.unique(np.concatenate([M.indices[M.indptr[a]:M.indptr[a + 1]] for a in groups])).size \
+            if groups.size else 1
+    return total / rows.size
+
+
+@dataclass
+class Bipartite:
+    """The eliminated dimension A, the stacked other dimensions and the A x B weight table."""
+
+    A: Factor
+    B: list[Factor]
+    B_codes: np.ndarray  # (n, m) stacked B level of each row and dimension
+    n_B: int
+    M: sp.csr_matrix  # (n_A, n_B) weights, sorted columns
+    W_A: np.ndarray  # (n_A,) weight of each A group
+
+    def schur_is_sparse(self) -> bool:
+        """Whether S takes the sparse-LU path: few nonzeros per row (weakly connected designs,
+        where alternating projections crawl), from the exact pattern of a sample of rows."""
+        return _schur_density_estimate(self.M, self.M.T.tocsr(), self.n_B) <= _LU_MAX_DENSITY
+
+
+def bipartite_table(factors: list[Factor], w: np.ndarray | None, kern: ModuleType | None = None) -> Bipartite:
+    """The eliminated dimension (most levels), the stacked others and the A x B weight table."""
+    kern = _kernels(kern)
     order = np.argsort([-f.n_levels for f in factors], kind="stable")
     A = factors[order[0]]
     Bf = [factors[i] for i in order[1:]]
     B_codes, n_B = _stack_B(Bf)
-    n, m = B_codes.shape
-    wv = np.ones(n) if w is None else w
-    W_A = np.bincount(A.codes, weights=wv, minlength=A.n_levels)
-    rows = np.repeat(np.arange(n), m)
-    cols = B_codes.ravel()
-    DB = sp.csr_matrix((np.repeat(wv, m), (rows, cols)), shape=(n, n_B))  # W D_B
-    DBu = sp.csr_matrix((np.ones(n * m), (rows, cols)), shape=(n, n_B))
-    M = sp.csr_matrix((np.repeat(wv, m), (np.repeat(A.codes, m), cols)), shape=(A.n_levels, n_B))
-    inv_WA = np.where(W_A > 0, 1.0 / np.where(W_A > 0, W_A, 1.0), 0.0)
-    S = (DBu.T @ DB - M.T @ sp.diags(inv_WA) @ M).tocsr()
-    S = 0.5 * (S + S.T)
-    S.sum_duplicates()
-    # Connected sets of the fixed-effect graph: A groups join the B levels of their rows.
-    graph = (M.T @ M).tocsr() + sp.identity(n_B, format="csr")
-    n_comp, labels = connected_components(graph, directed=False)
+    w_arg = _EMPTY_F64 if w is None else np.ascontiguousarray(w, dtype=np.float64)
+    a_order = A.order
+    indptr, indices, data, W_A = kern.bipartite(_EMPTY_I64 if a_order is None else a_order, A.group_starts,
+                                                B_codes.ravel(), B_codes.shape[1], n_B, w_arg)
+    M = sp.csr_matrix((data, indices, indptr), shape=(A.n_levels, n_B))
+    return Bipartite(A, Bf, B_codes, n_B, M, W_A)
+
+
+def build_structure(factors: list[Factor], w: np.ndarray | None, kern: ModuleType | None = None,
+                    table: Bipartite | None = None) -> KwayStructure:
+    """Schur complement, connected sets and factorisation for the given fixed effects.
+
+    ``kern`` is a k-way assembly kernel module (``fastpanel.kernels.kway_<backend>``); default
+    the C++ one when it is built, else Numba. ``table`` reuses a :func:`bipartite_table` of the
+    same factors and weights.
+    """
+    kern = _kernels(kern)
+    t = bipartite_table(factors, w, kern) if table is None else table
+    A, Bf, B_codes, n_B, M, W_A = t.A, t.B, t.B_codes, t.n_B, t.M, t.W_A
+    m = B_codes.shape[1]
+    w_arg = _EMPTY_F64 if w is None else np.ascontiguousarray(w, dtype=np.float64)
+    s_ptr, s_idx, s_val = kern.schur(M.indptr, M.indices, M.data, W_A, B_codes.ravel(), m, n_B, w_arg)
+    U = sp.csr_matrix((s_val, s_idx, s_ptr), shape=(n_B, n_B))  # upper triangle, diagonal included
+    S = (U + sp.triu(U, k=1, format="csr").T).tocsr()  # exactly symmetric
+    # Connected sets of the fixed-effect graph: the bipartite graph of A groups and B levels
+    # (edges: the entries of M), weak components of its one-directional adjacency; O(nnz(M)).
+    n_A = A.n_levels
+    adj = sp.csr_matrix((np.ones(M.nnz, dtype=np.int8), M.indices + n_A,
+                         np.concatenate([M.indptr, np.full(n_B, M.indptr[-1])])), shape=(n_A + n_B, n_A + n_B))
+    n_comp, labels_all = connected_components(adj, directed=True, connection="weak")
+    labels = labels_all[n_A:]  # every A group has rows, hence B levels: no set is A alone
     # Pin one level of each B dimension in each connected set (the first one met).
     dim_of = np.repeat(np.arange(m), [f.n_levels for f in Bf])
     key = labels * m + dim_of

@@ -380,11 +380,20 @@ def _transform(
         return probe, None, 0, True, 0.0
     del probe
     # Three or more dimensions: exact through the Schur complement of the smaller dimensions
-    # (fastpanel.kway) whenever building it is cheap next to a few sweeps. Otherwise a bounded
-    # number of accelerated sweeps first: well-connected designs converge in a handful; weakly
-    # connected ones (where sweeps crawl and their stopping rule understates the error) go on
-    # to the exact solver.
-    exact_first = _schur_cost(fe) <= max(SCHUR_CHEAP_FACTOR * X.shape[0] * max(X.shape[1], 1), SCHUR_ALWAYS)
+    # (fastpanel.kway). The A x B weight table (one pass, O(n m)) tells the two regimes apart:
+    # a sparse Schur complement (weakly connected designs, where sweeps crawl and their
+    # stopping rule understates the error) is factorised at once; a dense one (well connected
+    # designs, which sweeps solve in a handful) is built only when it is cheap next to a few
+    # sweeps, else a bounded number of accelerated sweeps goes first and the exact solver
+    # (conjugate gradients on S) takes over if they do not converge.
+    from fastpanel.kway import bipartite_table, build_structure, kway_within
+
+    # The assembly is an irregular sparse build followed by a sparse LU on the host: the cuda
+    # backend uses the Numba CPU kernel for it (its sweeps and passes stay on the device).
+    kway_kern = kernel_module("cpp" if kern.__name__.endswith("_cpp") else "numba", "kway")
+    table = bipartite_table(fe.factors, w, kway_kern)
+    exact_first = (table.schur_is_sparse()
+                   or _schur_cost(fe) <= max(SCHUR_CHEAP_FACTOR * X.shape[0] * max(X.shape[1], 1), SCHUR_ALWAYS))
     if not exact_first:
         res, iterations, converged, change = _alternating_projections(X, fe, w, kern, tol, min(maxiter, AP_BUDGET))
         if converged:
@@ -392,9 +401,7 @@ def _transform(
                 out[...] = res
                 res = out
             return res, "alternating-projections", iterations, converged, change
-    from fastpanel.kway import build_structure, kway_within
-
-    structure = build_structure(fe.factors, w)
+    structure = build_structure(fe.factors, w, kway_kern, table)
     res, steps = kway_within(X, structure, w, out)
     return res, structure.method, steps, structure.last_residual <= 1e-9, structure.last_residual
 
