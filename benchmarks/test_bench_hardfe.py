@@ -50,7 +50,7 @@ def test_fastpanel_feols_three_way(benchmark, size, design):
     df = fixest_design(size, design == "difficult")
     benchmark.group = _group(size, design)
     benchmark.extra_info["library"] = "fastpanel"
-    fastpanel.feols(FML, df.iloc[: min(len(df), 20_000)])  # warm
+    fastpanel.feols(FML, fixest_design(20_000, design == "difficult"))  # warm (a prefix of 5M rows is all singletons)
     res = benchmark.pedantic(fastpanel.feols, args=(FML, df), rounds=3, warmup_rounds=0)
     assert res.nobs == len(df)
 
