@@ -13,6 +13,9 @@ Groups (``<case>-<size>``):
   ``demean`` (alternating projections, tol 1e-8), pandas alternating
   ``groupby(...).transform("mean")`` sweeps (entity then period) until the largest change
   of a sweep is below 1e-8 x the data scale, at most 100 sweeps (sweeps in ``extra_info``).
+* ``within-twoway-shuffled-<size>``: the two-way case with the rows in random order:
+  fastpanel cpp on the shuffled rows, fastpanel cpp on the same rows sorted (the reference of
+  the row-order target), pyfixest's ``demean`` on the shuffled rows.
 * ``within-memory-10M``: peak extra memory of the two-way transform (large only).
 
 fastpanel's numba backend is JIT-compiled before timing (module fixture ``warm``).
@@ -20,6 +23,7 @@ fastpanel's numba backend is JIT-compiled before timing (module fixture ``warm``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -209,6 +213,44 @@ def test_twoway_pandas(benchmark, panel: Panel) -> None:
         _pandas_twoway, args=(df, panel.entity, panel.time, scale), rounds=rounds, iterations=1
     )
     _info(benchmark, panel, sweeps=sweeps, tol=PANDAS_TOL)
+
+
+# --------------------------------------------------------------------------------------------
+# two-way, rows in random order (real files are often not sorted)
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shuffled(panel: Panel) -> Panel:
+    """The same panel with its rows in a random order (X Fortran-ordered again)."""
+    perm = np.random.default_rng(2024).permutation(panel.n)
+    return dataclasses.replace(panel, X=np.asfortranarray(panel.X[perm]), entity=panel.entity[perm],
+                               time=panel.time[perm], flist=np.ascontiguousarray(panel.flist[perm]))
+
+
+def test_twoway_shuffled_fastpanel(benchmark, shuffled: Panel) -> None:
+    benchmark.group = f"within-twoway-shuffled-{shuffled.name}"
+    benchmark.name = "fastpanel-cpp"
+    fastpanel.within(shuffled.X[:1000], [shuffled.entity[:1000], shuffled.time[:1000]], backend="cpp")
+    out, info = benchmark(fastpanel.within, shuffled.X, [shuffled.entity, shuffled.time], backend="cpp",
+                          return_info=True)
+    _info(benchmark, shuffled, method=info.method, threads=fastpanel.get_num_threads())
+
+
+def test_twoway_shuffled_sorted_rows(benchmark, panel: Panel) -> None:
+    """The reference of the row-order target: the same rows sorted by entity, same run."""
+    benchmark.group = f"within-twoway-shuffled-{panel.name}"
+    benchmark.name = "fastpanel-cpp-sorted-rows"
+    benchmark(fastpanel.within, panel.X, [panel.entity, panel.time], backend="cpp")
+    _info(benchmark, panel)
+
+
+def test_twoway_shuffled_pyfixest(benchmark, shuffled: Panel) -> None:
+    pytest.importorskip("pyfixest.core")
+    benchmark.group = f"within-twoway-shuffled-{shuffled.name}"
+    benchmark.name = "pyfixest-demean"
+    out = benchmark(_demean_pyfixest, shuffled.X, shuffled.flist, np.ones(shuffled.n))
+    _info(benchmark, shuffled, tol=PYFIXEST_TOL)
+    mine = fastpanel.within(shuffled.X, [shuffled.entity, shuffled.time], backend="cpp")
+    assert np.abs(out - mine).max() < 1e-5 * max(1.0, float(np.abs(shuffled.X).max()))
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ inline MatF mat_view(py::array_t<double>& a, const char* name, bool writable = t
     py::buffer_info info = a.request(writable);
     if (info.ndim != 2) throw std::invalid_argument(std::string(name) + " must be 2-D");
     const i64 rows = info.shape[0], cols = info.shape[1];
-    const bool f_contig = (rows <= 1 || info.strides[0] == (i64)sizeof(double)) &&
+    const bool f_contig = rows == 0 || cols == 0 || (rows <= 1 || info.strides[0] == (i64)sizeof(double)) &&
                           (cols <= 1 || info.strides[1] == (i64)sizeof(double) * rows);
     if (!f_contig) throw std::invalid_argument(std::string(name) + " must be Fortran-contiguous");
     return MatF{static_cast<double*>(info.ptr), rows, cols};

@@ -14,7 +14,8 @@
 //             small system; twoway_pass2 writes out = x - alpha_A - gamma_B with
 //             alpha_a = xbar_a - sum_{rows of a} w gamma_B / W_a. Exact (no iteration):
 //             O(n p + sum_a k_a^2 + n_B^3) with k_a the number of rows of group a.
-//   Many-way transforms iterate one-way sweeps from Python (alternating projections).
+//   Rows in any order: see within_rows.cpp (a radix partition instead of a gather).
+//   Many-way transforms: see kway.cpp.
 //
 // Naming conventions: see common.hpp (_N observation arrays, _G group arrays, order_N,
 // group_starts_G, column-major matrices). w_N empty means unit weights; order_N empty means the
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "schur_accum.hpp"
 
 namespace fastpanel {
 namespace {
@@ -78,25 +80,6 @@ void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G
     *n_nonfinite = bad;
 }
 
-// S -= c_a c_a' / W_a for one group (upper triangle: b1 <= b2 stored at b2 * n_b + b1),
-// and S += D_B for its rows. k_a k_a / 2 updates.
-inline void add_group_pairs(double* s_t, i64 n_b, const i64* b_buf, const double* w_buf, i64 k_a,
-                            double inv_w) {
-    for (i64 k = 0; k < k_a; ++k) s_t[b_buf[k] * n_b + b_buf[k]] += w_buf[k];
-    for (i64 k1 = 0; k1 < k_a; ++k1) {
-        const i64 b1 = b_buf[k1];
-        const double w1s = w_buf[k1] * inv_w;
-        s_t[b1 * n_b + b1] -= w1s * w_buf[k1];
-        for (i64 k2 = k1 + 1; k2 < k_a; ++k2) {
-            const i64 b2 = b_buf[k2];
-            const i64 lo = b1 < b2 ? b1 : b2, hi = b1 < b2 ? b2 : b1;
-            // (b1,b2) and (b2,b1) both receive w1 w2 / W: add twice to one triangle unless it
-            // is a diagonal cell (a B level repeated within the group).
-            s_t[hi * n_b + lo] -= (lo == hi ? 2.0 : 1.0) * w1s * w_buf[k2];
-        }
-    }
-}
-
 template <bool Permuted, bool Weighted>
 void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_groups,
                 const i64* codes_b_N, i64 n_b, const double* w_N, bool want_schur,
@@ -133,25 +116,12 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
                 const double inv_w = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
                 const i64 k_a = e - s;
                 if (static_cast<i64>(b_buf.size()) < k_a) { b_buf.resize(k_a); w_buf.resize(k_a); }
-                std::uint64_t mask = 0;
-                bool repeated = !use_patterns;
                 for (i64 k = 0; k < k_a; ++k) {
                     const i64 i = row_at<Permuted>(order_N, s + k);
                     b_buf[k] = codes_b_N[i];
                     w_buf[k] = Weighted ? w_N[i] : 1.0;
-                    if (use_patterns) {
-                        const std::uint64_t bit = std::uint64_t{1} << b_buf[k];
-                        repeated |= (mask & bit) != 0;
-                        mask |= bit;
-                    }
                 }
-                if (!repeated) {
-                    // Unweighted, each B level at most once: the group's contribution depends
-                    // only on its set of B levels, so count the sets and expand them once.
-                    ++patterns[mask];
-                } else {
-                    add_group_pairs(s_t, n_b, b_buf.data(), w_buf.data(), k_a, inv_w);
-                }
+                add_group_schur(s_t, n_b, b_buf.data(), w_buf.data(), k_a, inv_w, use_patterns, patterns);
             }
             for (i64 j = 0; j < p; ++j) {
                 const double* x = X.data + j * n;
@@ -169,33 +139,9 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
                 }
             }
         }
-        if (want_schur) {
-            for (const auto& [set, count] : patterns) {
-                // count groups of size k share this set: each contributes
-                // +1 on the diagonal per level (D_B) and -1/k on every pair of its levels.
-                i64 levels[64];
-                i64 k = 0;
-                for (std::uint64_t m = set; m; m &= m - 1) levels[k++] = __builtin_ctzll(m);
-                const double c = static_cast<double>(count), share = c / static_cast<double>(k);
-                for (i64 q1 = 0; q1 < k; ++q1) {
-                    s_t[levels[q1] * n_b + levels[q1]] += c - share;
-                    for (i64 q2 = q1 + 1; q2 < k; ++q2) s_t[levels[q2] * n_b + levels[q1]] -= share;
-                }
-            }
-        }
+        if (want_schur) expand_patterns(s_t, n_b, patterns);
     }
-    for (i64 t = 0; t < n_chunks; ++t) {
-        const double* r_t = r_local.data() + static_cast<size_t>(t) * n_b * p;
-        for (i64 q = 0; q < n_b * p; ++q) r_B[q] += r_t[q];
-        if (want_schur) {
-            const double* s_t = s_local.data() + static_cast<size_t>(t) * n_b * n_b;
-            for (i64 q = 0; q < n_b * n_b; ++q) schur_BB[q] += s_t[q];
-        }
-    }
-    if (want_schur) {  // fill the lower triangle from the upper one (column-major storage)
-        for (i64 c = 0; c < n_b; ++c)
-            for (i64 r = c + 1; r < n_b; ++r) schur_BB[c * n_b + r] = schur_BB[r * n_b + c];
-    }
+    combine_chunks(r_local, s_local, n_chunks, n_b, p, want_schur, r_B, schur_BB);
 }
 
 template <bool Permuted, bool Weighted>

@@ -12,7 +12,13 @@ import numpy as np
 
 from fastpanel import _core
 
-__all__ = ["oneway", "twoway_pass1", "twoway_pass2"]
+#: Rows in any order, partitioned once by A level (``csrc/within_rows.cpp``):
+#: ``WithinRows(X, codes_a, starts_a, codes_b, n_b, weights)``; ``.pass1(want_schur)`` returns
+#: ``(r, S)`` of the two-way Schur system, ``.pass2(gamma, out)`` writes ``X - alpha_A - gamma_B``
+#: in the input row order, ``.n_nonfinite`` counts non-finite A totals. ``n_b = 0``: one-way.
+WithinRows = _core.WithinRows
+
+__all__ = ["WithinRows", "oneway", "twoway_pass1", "twoway_pass2"]
 
 
 def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> int:
