@@ -24,7 +24,9 @@ constant per B dimension moves into the A effects. Those directions are pinned (
 each B dimension per connected set is set to zero), which leaves the output unchanged and the
 reduced system nonsingular for the designs met in practice. Collinearity beyond the connected
 sets (two dimensions that share a parity, nested dimensions) leaves it singular: the transform
-is still exact (see the ridge below), but ``n_identified`` then overstates the rank. The reduced
+is still exact (see the ridge below), and ``n_identified`` subtracts the null directions, counted
+from the LU pivots (sparse S) or the eigenvalues (dense S up to 2000 free levels; beyond that
+only the connected sets are counted and ``rank_exact`` is False). The reduced
 system is solved by a sparse LU factorisation (exact, few fill-ins on weakly connected,
 band-like designs where iterative methods crawl) or, when ``S`` is dense-ish (well connected
 designs, where it converges in a few dozen steps), by Jacobi-preconditioned conjugate
@@ -72,13 +74,24 @@ class KwayStructure:
     S: sp.csr_matrix  # (n_B, n_B) Schur complement
     free: np.ndarray  # stacked B levels kept as unknowns (the pinned ones removed)
     n_components: int  # connected sets of the fixed-effect graph
-    n_identified: int  # identified effects (rank of the dummy matrix)
+    n_identified: int  # identified effects (rank of the dummy matrix; see rank_exact)
     solver: object  # callable: reduced right-hand sides -> solution
     method: str
     last_residual: float = 0.0  # relative residual of the normal equations after the last solve
+    #: True when n_identified is the rank (from the LU pivots or the eigenvalues of the reduced
+    #: S); False when it only counts the connected sets (dense S with more than
+    #: _RANK_DENSE_MAX free levels), which overstates the rank under collinearity beyond them.
+    rank_exact: bool = True
 
 
 _RIDGE = 1e-12  # relative shift of the factorised matrix (see build_structure)
+# A pivot of the LU of S + eps I below this many eps is a null direction of S: the pivots of a
+# positive semi-definite matrix factorised without pivoting are at least its smallest non-zero
+# eigenvalue, and a null direction gets eps plus rounding, which grows with the size (fixest's
+# difficult design, whose firm parity equals the year parity: 68 eps at 100k rows, 6.2e3 eps at
+# 1M, while the smallest non-null pivots were 3e10 and 4e9 eps).
+_NULL_PIVOT = 1e6
+_RANK_DENSE_MAX = 2000  # free levels up to which the rank of a dense-ish S comes from eigenvalues
 _EMPTY_F64 = np.empty(0, dtype=np.float64)
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
 
@@ -224,6 +237,8 @@ def build_structure(factors: list[Factor], w: np.ndarray | None, kern: ModuleTyp
                        diag_pivot_thresh=0.0, options={"SymmetricMode": True})
         solver = lu.solve
         method = "kway-direct"
+        pivots = np.abs(lu.U.diagonal())
+        n_identified -= int(np.count_nonzero(pivots < _NULL_PIVOT * eps))
     else:
         diag = Sr.diagonal()
         pre = spla.LinearOperator(Sr.shape, matvec=lambda v: v / diag, dtype=np.float64)
@@ -234,8 +249,13 @@ def build_structure(factors: list[Factor], w: np.ndarray | None, kern: ModuleTyp
                 out[:, j], _ = spla.cg(Sr, R[:, j], rtol=1e-14, atol=0.0, maxiter=max(1000, 2 * Sr.shape[0]), M=pre)
             return out
         method = "kway-cg"
+        rank_exact = free.size <= _RANK_DENSE_MAX
+        if rank_exact:  # eigenvalues of the reduced S, relative to the largest
+            ev = np.linalg.eigvalsh(Sr.toarray())
+            n_identified -= int(np.count_nonzero(ev <= max(ev[-1], 0.0) * free.size * 1e-13))
     return KwayStructure(A=A, B_codes=B_codes, n_B=n_B, W_A=W_A, S=Sr.tocsr(), free=free, n_components=int(n_comp),
-                         n_identified=int(n_identified), solver=solver, method=method)
+                         n_identified=int(n_identified), solver=solver, method=method,
+                         rank_exact=free.size == 0 or method == "kway-direct" or rank_exact)
 
 
 def kway_within(X: np.ndarray, st: KwayStructure, w: np.ndarray | None, out: np.ndarray | None = None,

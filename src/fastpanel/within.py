@@ -66,6 +66,10 @@ class WithinInfo:
         False only when an iterative method stopped at ``maxiter``.
     max_change : float
         Final relative change of the iteration (0 for exact methods).
+    n_identified : int or None
+        Rank of the fixed-effect dummy matrix (identified effects, for degrees of freedom) when
+        the method computes it: the exact k-way solver (``"kway-*"``), from its connected sets
+        and the null directions of the reduced Schur complement; None otherwise.
     """
 
     method: str
@@ -74,6 +78,7 @@ class WithinInfo:
     iterations: int = 0
     converged: bool = True
     max_change: float = 0.0
+    n_identified: int | None = None
 
 
 def _order_arg(f: Factor) -> np.ndarray:
@@ -362,9 +367,11 @@ def within(
     if bad_ids is None and bad_w is None:
         # Optimistic path: the kernels report non-finite group totals, which replaces a
         # separate validation pass over X; the rows are located only when something is wrong.
-        result, method, iterations, converged, change = _transform(Xf, fe, w, kern, tol, maxiter, out)
+        report: dict = {}
+        result, method, iterations, converged, change = _transform(Xf, fe, w, kern, tol, maxiter, out, report)
         if method is not None:
-            return _finish(result, was_1d, return_info, WithinInfo(method, name, 0, iterations, converged, change), maxiter, tol)
+            info = WithinInfo(method, name, 0, iterations, converged, change, report.get("n_identified"))
+            return _finish(result, was_1d, return_info, info, maxiter, tol)
         if out is not None and np.shares_memory(out, Xf):
             raise ValueError("X has NaN/inf values and out is X: the input is already overwritten; "
                              "clean X first or do not transform in place")
@@ -393,23 +400,27 @@ def within(
     if n_bad == n:
         raise ValueError("every row has a missing value in X, ids or weights: nothing to transform")
     keep = ~bad
+    report = {}
     part, method, iterations, converged, change = _transform(
-        np.asfortranarray(Xf[keep]), fe.subset(keep), w[keep] if w is not None else None, kern, tol, maxiter
+        np.asfortranarray(Xf[keep]), fe.subset(keep), w[keep] if w is not None else None, kern, tol, maxiter,
+        None, report,
     )
     assert method is not None, "rows with NaN/inf were removed"
     full = np.full((n, part.shape[1]), np.nan, order="F") if out is None else out
     full[~keep] = np.nan
     full[keep] = part
-    return _finish(full, was_1d, return_info, WithinInfo(method, name, n_bad, iterations, converged, change), maxiter, tol)
+    info = WithinInfo(method, name, n_bad, iterations, converged, change, report.get("n_identified"))
+    return _finish(full, was_1d, return_info, info, maxiter, tol)
 
 
 def _transform(
     X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, tol: float, maxiter: int,
-    out: np.ndarray | None = None,
+    out: np.ndarray | None = None, report: dict | None = None,
 ) -> tuple[np.ndarray, str | None, int, bool, float]:
     """Run the method that fits the fixed-effect structure; method None means X was not finite.
 
     ``out`` (optional, may be X) receives the result; the exact methods write it directly.
+    ``report`` (optional) receives ``n_identified`` when the method computes the rank.
     """
     w_arg = _EMPTY_F64 if w is None else w
     if fe.n_ways == 1:
@@ -461,6 +472,8 @@ def _transform(
             return res, "alternating-projections", iterations, converged, change
     structure = build_structure(fe.factors, w, kway_kern, table)
     res, steps = kway_within(X, structure, w, out)
+    if report is not None:
+        report["n_identified"] = structure.n_identified
     return res, structure.method, steps, structure.last_residual <= 1e-9, structure.last_residual
 
 

@@ -11,8 +11,10 @@ Fixed-effect degrees of freedom (``L_f`` = levels of fixed-effect dimension f, F
 * ``fe_df_fixest = sum_f L_f - (F - 1)`` (pyfixest's ``k_fe_adj``; also linearmodels'
   ``neffects``, which drops one level per dimension after the first);
 * ``fe_df_exact`` = rank of the dummy columns: ``L_1`` (one way), ``L_1 + L_2 - c`` with
-  ``c`` the connected components of the bipartite level graph (two ways), ``fe_df_fixest``
-  for three or more ways (the count statsmodels gets for connected designs).
+  ``c`` the connected components of the bipartite level graph (two ways); for three or more
+  ways the largest dimension's levels plus the rank of the Schur complement of the others
+  (``fastpanel.kway``: one level per dimension per connected set pinned, then the null
+  directions of the reduced system from its LU pivots or eigenvalues).
 
 Presets (``ssc=``), with ``V0 = B M B`` the raw sandwich for the meat ``M``:
 
@@ -350,7 +352,10 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
     n, X, bread = state.nobs, state.X, state.bread
     clusters = _cluster_factors(state, spec) if spec.clusters else []
     K = _k_total(state, ssc, spec, clusters)
-    if n - state.k - (state.fe_df_exact if state.fe_factors else 0) <= 0:
+    # fe_df_fixest bounds the rank from above: the exact count is needed only when it says no
+    # residual degrees of freedom are left (with 3+ ways it can cost a Schur factorisation).
+    if n - state.k - (state.fe_df_fixest if state.fe_factors else 0) <= 0 and \
+            n - state.k - (state.fe_df_exact if state.fe_factors else 0) <= 0:
         # Whatever K a clustered convention uses, the residuals are zero up to rounding here:
         # any standard error would be a number made of rounding errors.
         raise ValueError(

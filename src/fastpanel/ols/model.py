@@ -98,6 +98,14 @@ class FitState:
                 )
                 n_comp = connected_components(graph, directed=False)[0]
                 self._fe_df_exact = a.n_levels + b.n_levels - int(n_comp)
+            elif len(f) >= 3:
+                # Rank of the dummies: connected sets and the null directions of the reduced
+                # Schur complement (fastpanel.kway); the transform reports it when it used the
+                # exact solver, otherwise it is computed here (only the statsmodels convention
+                # and the no-residual-df check ask for it).
+                from fastpanel.kway import build_structure
+
+                self._fe_df_exact = build_structure(list(f), self.weights).n_identified
             else:
                 self._fe_df_exact = self.fe_df_fixest
         return self._fe_df_exact
@@ -315,6 +323,7 @@ def estimate(
     )
     pooled_ssr = None
     gram = None
+    fe_rank = None  # rank of the fixed-effect dummies, when the transform computed it
     if in_place:
         total_w, means, centered = moments if moments is not None else _raw_moments(work, w)
         if _shift_large_means(work, means, centered, total_w):
@@ -327,7 +336,7 @@ def estimate(
         ref = np.diag(centered)[1:].copy()
         pooled_ssr = _pooled_ssr(centered)
         out, info = within(work, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=work)
-        backend_used = info.backend
+        backend_used, fe_rank = info.backend, info.n_identified
         yt, Xt = out[:, 0], out[:, 1:]
         if w is None:  # one pass gives X'X, X'y and y'y of the transformed data
             gram = _gram(out)[1]
@@ -340,7 +349,7 @@ def estimate(
             np.subtract(yv, yv[0], out=stacked[:, 0])
             np.subtract(Xm, Xm[0], out=stacked[:, 1:])
             out, info = within(stacked, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=stacked)
-            backend_used = info.backend
+            backend_used, fe_rank = info.backend, info.n_identified
             yt, Xt = out[:, 0], out[:, 1:]
         else:
             yt, Xt = yv, np.asfortranarray(Xm)
@@ -397,7 +406,7 @@ def estimate(
         extra=extra_factors,
         y_raw=None if in_place else yv,
         X_raw=None if in_place else (Xm[:, kept] if dropped else Xm),
-        pooled_ssr=pooled_ssr,
+        pooled_ssr=pooled_ssr, _fe_df_exact=fe_rank if factors and len(factors) >= 3 else None,
         zyx=out if coef_all is not None else None,
         coef_all=coef_all,
         kept_all=np.asarray(kept, dtype=np.int64) if coef_all is not None else None,
