@@ -268,15 +268,21 @@ def kway_within(X: np.ndarray, st: KwayStructure, w: np.ndarray | None, out: np.
     inv_WA = np.where(st.W_A > 0, 1.0 / np.where(st.W_A > 0, st.W_A, 1.0), 0.0)
     res = np.empty((n, p), order="F") if out is None else out
     R = np.empty((st.free.size, p))
+    Rn = np.empty(p)
     for j in range(p):
         x = X[:, j]
         xa = np.bincount(a, weights=wv * x, minlength=st.A.n_levels) * inv_WA
         e = wv * (x - xa[a])
         r = np.zeros(st.n_B)
+        r_abs = np.zeros(st.n_B)
         for d in range(m):
             r += np.bincount(st.B_codes[:, d], weights=e, minlength=st.n_B)
+            r_abs += np.bincount(st.B_codes[:, d], weights=wv * np.abs(x), minlength=st.n_B)
         R[:, j] = r[st.free]
-    Rn = np.linalg.norm(R, axis=0)
+        # The residual is measured against the larger of |r| and the same sums of |x|: the
+        # rounding in r is relative to the data, not to r (a column already demeaned has r
+        # of rounding size, and its residual can fall no further).
+        Rn[j] = max(np.linalg.norm(R[:, j]), np.linalg.norm(r_abs[st.free]))
     b = st.solver(R)
     steps = 0
     # Iterative refinement on the normal equations until the relative residual is at rounding

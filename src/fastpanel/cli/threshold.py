@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "--dynamic --lags 1 --endog lcloud --plot gmm.png"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="CSV, Parquet, Stata .dta or Excel file")
-    p.add_argument("formula", help="\"y ~ x1 + x2 | entity\"")
+    p.add_argument("formula", help="\"y ~ x1 + x2 | entity\", \"... | entity + year\" (period effects) or \"... | entity + year + region\" (a further absorbed effect)")
     p.add_argument("--threshold-var", required=True, metavar="Q", help="threshold variable")
     p.add_argument("--regime", action="append", metavar="Z",
                    help="regime-dependent regressor (repeat for several; required without --dynamic)")
@@ -265,14 +265,14 @@ def run(args: argparse.Namespace) -> int:
     frame = read_table(args.file)
     entity = _entity_column(args.formula)
     effects = [t.strip() for t in args.formula.partition("|")[2].split("+") if t.strip()]
-    if len(effects) == 2:
+    if len(effects) >= 2:  # entity + period (+ further absorbed effects)
         if args.time and args.time != effects[1]:
             raise CLIError(f"the formula names the period column {effects[1]!r} but --time is {args.time!r}")
         args.time = effects[1]
     if args.time_effects and not args.time:
         raise CLIError("--time-effects needs the period column: add --time COL")
     numeric, _, fixed = formula_columns(args.formula, frame, args.file)
-    needed = [args.threshold_var, *args.regime] + ([args.time] if args.time else [])
+    needed = [args.threshold_var, *args.regime] + ([args.time] if args.time else []) + effects[2:]
     require_columns(frame, needed + [entity], args.file)
     require_numeric(frame, numeric + [args.threshold_var, *args.regime], args.file)
     if args.time:

@@ -93,12 +93,19 @@ class ThresholdPanel:
     conventions : {"default", "hansen1999"}
     time_effects : bool
         Add period effects (``conventions="default"``; balanced or unbalanced panels).
+    absorb : sequence of (n,) id arrays, optional
+        Further fixed effects absorbed exactly beside the entity (and period) effects, e.g.
+        region-by-year cells (``conventions="default"``). Their levels, together with the
+        periods', may number at most 2000; degrees of freedom count the identified effects
+        (the rank of the dummies).
+    absorb_names : names of the ``absorb`` effects (for messages).
     """
 
     def __init__(self, y: Any, X: Any, Z: Any, q: Any, entity: Any, time: Any = None, *,
                  x_names: Sequence[str] | None = None, z_names: Sequence[str] | None = None,
                  q_name: str = "q", conventions: Literal["default", "hansen1999"] = "default",
-                 time_effects: bool = False):
+                 time_effects: bool = False, absorb: Sequence[Any] | None = None,
+                 absorb_names: Sequence[str] | None = None):
         if conventions not in _CONVENTIONS:
             raise ValueError(f"conventions={conventions!r}: choose 'default' or 'hansen1999'")
         y = np.asarray(y, dtype=np.float64)
@@ -147,6 +154,14 @@ class ThresholdPanel:
         if time is None and conventions == "hansen1999":
             raise ValueError("conventions='hansen1999' deletes each entity's last period and needs the period of "
                              "each row: pass time= (the period ids)")
+        absorb = [] if absorb is None else list(absorb)
+        if absorb and conventions == "hansen1999":
+            raise ValueError("absorb= (further fixed effects) needs conventions='default' (Hansen's paper has firm "
+                             "effects only)")
+        self.absorb_names = (list(absorb_names) if absorb_names is not None
+                             else [f"absorb[{k}]" for k in range(len(absorb))])
+        self.absorb_codes = [_id_factor(a, nm, n).codes[order].astype(np.int64)
+                             for a, nm in zip(absorb, self.absorb_names)]
         self._order = order
         self.y, self.X, self.Z, self.q = y[order], X[order], Z[order], q[order]
         self.entity_codes = ent_codes[order].astype(np.int64)
@@ -175,7 +190,7 @@ class ThresholdPanel:
                         "regime slopes already include a common slope: remove it from X")
         self.X, self.x_names, self.dropped_regressors = _drop_collinear(
             self.X, self.Z, self.x_names, self.z_names, self.entity_codes,
-            self.time_codes if self.time_effects else None)
+            self.time_codes if self.time_effects else None, self.absorb_codes)
 
     def fit(self, n_thresholds: int = 1, *, n_boot: int | Sequence[int] = 300,
             trim: float | Sequence[float] = 0.01, grid: int | str = 400,
@@ -244,7 +259,7 @@ class ThresholdPanel:
         name = resolve_backend(backend, "threshold")
         drop_last = self.conventions == "hansen1999"
         tr = PanelTransform(self.entity_codes, self.time_codes, drop_last=drop_last,
-                            time_effects=self.time_effects, backend=name)
+                            time_effects=self.time_effects, backend=name, extra=self.absorb_codes)
         B = np.column_stack([self.X, self.Z])
         engine = ThresholdEngine(tr, B, self.Z, self.q, cand, strict=strict, backend=name)
         # a regime with too few observations makes the slopes unidentified
@@ -353,7 +368,9 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     formula : str
         ``"y ~ x1 + x2 | entity"`` (regime-independent regressors) or ``"y ~ 1 | entity"``
         when every regressor is regime dependent; ``"y ~ x | entity + time"`` adds period
-        effects (as in :func:`fastpanel.feols`) with ``time`` the period column. Terms may be
+        effects (as in :func:`fastpanel.feols`) with ``time`` the period column;
+        ``"y ~ x | entity + time + region"`` absorbs further effects (``absorb=`` of
+        :class:`ThresholdPanel`; at most 2000 levels besides the entity's). Terms may be
         formulaic expressions such as ``np.log(x)``.
     data : pandas or polars DataFrame.
     threshold_var : column of the threshold variable.
@@ -378,11 +395,12 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     rhs, fe = rest.rsplit("|", 1)
     yname = lhs.strip()
     effects = [t.strip() for t in fe.split("+") if t.strip()]
-    if not 1 <= len(effects) <= 2:
+    if not effects:
         raise ValueError(f"formula={formula!r}: after '|' name the entity column, or 'entity + time' for entity "
-                         "and period effects")
+                         "and period effects, or 'entity + time + other' to absorb further effects")
     entity_name = effects[0]
-    if len(effects) == 2:
+    absorb_cols = effects[2:]
+    if len(effects) >= 2:
         if time is not None and time != effects[1]:
             raise ValueError(f"formula names the period column {effects[1]!r} but time={time!r}; give one of them")
         time, time_effects = effects[1], True
@@ -397,7 +415,7 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
         if ycol.ndim != 2 or ycol.shape[1] != 1:
             raise ValueError(f"formula={formula!r}: the left-hand side must be one variable")
         data = data.assign(**{yname: ycol[:, 0]})
-    for col in [yname, entity_name, threshold_var, *zs] + ([time] if time else []):
+    for col in [yname, entity_name, threshold_var, *zs] + ([time] if time else []) + absorb_cols:
         if col not in data.columns:
             raise ValueError(f"column {col!r} is not in data")
     terms = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "1", "0")]
@@ -418,7 +436,7 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     bad = ~np.isfinite(values).all(axis=1)
     from fastpanel.factor import factorize
 
-    for col in [entity_name] + ([time] if time else []):
+    for col in [entity_name] + ([time] if time else []) + absorb_cols:
         bad |= factorize(data[col], col).codes < 0
     n_dropped = int(bad.sum())
     if n_dropped == len(data):
@@ -433,7 +451,8 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     per = None if time is None else sub[time].to_numpy()
     model = ThresholdPanel(y, Xv, Z, sub[threshold_var].to_numpy(float), ent, per,
                            x_names=x_names, z_names=zs, q_name=threshold_var,
-                           conventions=conventions, time_effects=time_effects)
+                           conventions=conventions, time_effects=time_effects,
+                           absorb=[sub[c].to_numpy() for c in absorb_cols], absorb_names=absorb_cols)
     res = model.fit(n_thresholds, **fit_kwargs)
     res.n_dropped = n_dropped
     if time is not None:
@@ -442,7 +461,7 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
 
 
 def _drop_collinear(X: np.ndarray, Z: np.ndarray, x_names: list[str], z_names: list[str], entity: Any,
-                    time: Any) -> tuple[np.ndarray, list[str], list[str]]:
+                    time: Any, extra: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[str], list[str]]:
     """Drop regime-independent regressors that are collinear with earlier ones or absorbed by
     the fixed effects, as :func:`fastpanel.feols` does (warning by name); a regime variable
     that is refuses the model.
@@ -457,7 +476,8 @@ def _drop_collinear(X: np.ndarray, Z: np.ndarray, x_names: list[str], z_names: l
     names = list(z_names) + list(x_names)
     if B.shape[1] == 0:
         return X, x_names, []
-    ids = entity if time is None else [entity, time]
+    ids = [entity] + ([] if time is None else [time]) + list(extra or [])
+    ids = ids[0] if len(ids) == 1 else ids
     Bc = B - B[0]  # shift: the effects absorb constants, the transform keeps the digits
     Bt = within(Bc, ids)
     ref = np.einsum("ij,ij->j", Bc - Bc.mean(0), Bc - Bc.mean(0))
