@@ -268,21 +268,15 @@ def kway_within(X: np.ndarray, st: KwayStructure, w: np.ndarray | None, out: np.
     inv_WA = np.where(st.W_A > 0, 1.0 / np.where(st.W_A > 0, st.W_A, 1.0), 0.0)
     res = np.empty((n, p), order="F") if out is None else out
     R = np.empty((st.free.size, p))
-    Rn = np.empty(p)
     for j in range(p):
         x = X[:, j]
         xa = np.bincount(a, weights=wv * x, minlength=st.A.n_levels) * inv_WA
         e = wv * (x - xa[a])
         r = np.zeros(st.n_B)
-        r_abs = np.zeros(st.n_B)
         for d in range(m):
             r += np.bincount(st.B_codes[:, d], weights=e, minlength=st.n_B)
-            r_abs += np.bincount(st.B_codes[:, d], weights=wv * np.abs(x), minlength=st.n_B)
         R[:, j] = r[st.free]
-        # The residual is measured against the larger of |r| and the same sums of |x|: the
-        # rounding in r is relative to the data, not to r (a column already demeaned has r
-        # of rounding size, and its residual can fall no further).
-        Rn[j] = max(np.linalg.norm(R[:, j]), np.linalg.norm(r_abs[st.free]))
+    Rn = np.linalg.norm(R, axis=0)
     b = st.solver(R)
     steps = 0
     # Iterative refinement on the normal equations until the relative residual is at rounding
@@ -295,6 +289,18 @@ def kway_within(X: np.ndarray, st: KwayStructure, w: np.ndarray | None, out: np.
             break
         prev = rel
         b = b + st.solver(resid)
+    if rel > _REFINE_RTOL:
+        # The rounding in r is relative to the data, not to r: a column already demeaned has r
+        # of rounding size, whose residual can fall no further. Measure against the same sums
+        # of |x| too (computed only here, where it matters).
+        for j in range(p):
+            r_abs = np.zeros(st.n_B)
+            for d in range(m):
+                r_abs += np.bincount(st.B_codes[:, d], weights=wv * np.abs(X[:, j]), minlength=st.n_B)
+            Rn[j] = max(Rn[j], np.linalg.norm(r_abs[st.free]))
+        resid = R - st.S @ b
+        rel = float((np.linalg.norm(resid, axis=0) / np.maximum(Rn, np.finfo(float).tiny)).max())
+        prev = rel
     st.last_residual = min(rel, prev)
     full = np.zeros((st.n_B, p))
     full[st.free] = b
