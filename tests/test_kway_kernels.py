@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from fastpanel._backend import available_backends
 from fastpanel.factor import factorize
-from fastpanel.kway import bipartite_table, build_structure
+from fastpanel.kway import bipartite_table, build_structure, schur_is_sparse
 
 BACKENDS = [b for b in ("cpp", "numba") if available_backends()[b][0]]
 
@@ -127,5 +127,10 @@ def test_sampled_density_tells_weak_from_well_connected_designs():
     dense = [factorize(indiv), factorize(rng.integers(0, n_firm, n)), factorize(year)]
     assert bipartite_table(weak, None).schur_is_sparse()
     assert not bipartite_table(dense, None).schur_is_sparse()
+    # the same count from the factors alone (no A x B table), also with rows shuffled
+    perm = rng.permutation(n)
+    assert schur_is_sparse(weak) and not schur_is_sparse(dense)
+    assert schur_is_sparse([factorize(f.codes[perm]) for f in weak])
+    assert not schur_is_sparse([factorize(f.codes[perm]) for f in dense])
     # and the structure picks the matching solver
     assert build_structure(weak, None).method == "kway-direct"

@@ -15,7 +15,7 @@ with ``M = D_A' W D_B`` (the A x B table of weights) and ``W_A`` the weight of e
 ``kway_numba``, identical numbers): ``M`` in one pass over the rows grouped by A, then the
 upper triangle of ``S`` one B row at a time (cost ``sum_a nnz(M[a])^2 / 2``); ``S`` is small
 next to the data. Then ``e = x - D_B b - alpha_A`` with ``alpha_a`` the A-group mean of
-``x - D_B b``. A sampled count of the pattern of ``S`` (:meth:`Bipartite.schur_is_sparse`)
+``x - D_B b``. A sampled count of the pattern of ``S`` (:func:`schur_is_sparse`)
 tells weakly connected designs (sparse ``S``: factorised at once) from well connected ones
 (dense ``S``: alternating projections usually converge first, see ``fastpanel.within``).
 
@@ -113,37 +113,50 @@ def _stack_B(factors: list[Factor]) -> tuple[np.ndarray, int]:
     return codes, int(offsets[-1])
 
 
-def _schur_density_estimate(t: "Bipartite", sample: int = 64) -> float:
+def _schur_density_estimate(A: Factor, B: list[Factor], sample: int = 64) -> float:
     """Nonzeros per row of S, estimated from the exact pattern of a sample of its rows.
 
     Row b of S touches the B levels of every A group of b, so its pattern is the union of the
-    rows M[a] over the A groups a of b (the D_B' W D_B part adds nothing new: a data row's levels
-    all sit in its A group's row of M). Rows are stratified by dimension: a dimension with at
-    most ``sample`` levels (years) is charged its largest possible share, a full row and column
-    per level (2 n_B each), without looking; a larger one by the mean of ``sample`` of its rows,
+    B levels of the rows of those A groups (the D_B' W D_B part adds nothing new: a data row's
+    levels all sit in its A group). Rows are stratified by dimension: a dimension with at most
+    ``sample`` levels (years) is charged its largest possible share, a full row and column per
+    level (2 n_B each), without looking; a larger one by the mean of ``sample`` of its rows,
     each counted with one ``np.unique`` over (b, b2) keys. The regimes this separates differ by
     orders of magnitude (about 36 nonzeros per row on the fixest "difficult" design, 1,700 on
-    the "simple" one). Cost: one pass over one id column plus the sampled rows.
+    the "simple" one). Cost: one pass over each large id column plus the sampled groups' rows;
+    it needs no A x B table, so well connected designs (which sweeps solve) never build one.
     """
-    n_B = t.n_B
+    offsets = np.cumsum([0] + [f.n_levels for f in B])
+    n_B = int(offsets[-1])
     if n_B == 0:
         return 0.0
     rng = np.random.default_rng(0)
+    starts = A.group_starts
+    order = A.order
     total = 0.0
-    for f in t.B:
+    for f in B:
         L = f.n_levels
         if L <= sample:
             total += 2.0 * L * n_B
-        else:
-            rows = rng.choice(L, sample, replace=False)
-            hit = np.isin(f.codes, rows)
-            pairs = np.unique(f.codes[hit].astype(np.int64) * t.A.n_levels + t.A.codes[hit])
-            owner, groups = pairs // t.A.n_levels, pairs % t.A.n_levels
-            lengths = t.M.indptr[groups + 1] - t.M.indptr[groups]
-            cols = t.M.indices[_ranges(t.M.indptr[groups], lengths)]
-            keys = np.repeat(owner, lengths) * n_B + cols
-            total += L * np.unique(keys).size / sample
+            continue
+        rows = rng.choice(L, sample, replace=False)
+        hit = np.isin(f.codes, rows)
+        pairs = np.unique(f.codes[hit].astype(np.int64) * A.n_levels + A.codes[hit])
+        owner, groups = pairs // A.n_levels, pairs % A.n_levels
+        lengths = starts[groups + 1] - starts[groups]
+        pos = _ranges(starts[groups], lengths)
+        data_rows = pos if order is None else order[pos]
+        owners = np.repeat(owner, lengths)
+        keys = np.concatenate([owners * n_B + g.codes[data_rows] + off for g, off in zip(B, offsets[:-1])])
+        total += L * np.unique(keys).size / sample
     return total / n_B
+
+
+def schur_is_sparse(factors: list[Factor]) -> bool:
+    """Whether S of these fixed effects takes the sparse-LU path: few nonzeros per row (weakly
+    connected designs, where alternating projections crawl), from a sample of its rows."""
+    order = np.argsort([-f.n_levels for f in factors], kind="stable")
+    return _schur_density_estimate(factors[order[0]], [factors[i] for i in order[1:]]) <= _LU_MAX_DENSITY
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -167,9 +180,8 @@ class Bipartite:
     W_A: np.ndarray  # (n_A,) weight of each A group
 
     def schur_is_sparse(self) -> bool:
-        """Whether S takes the sparse-LU path: few nonzeros per row (weakly connected designs,
-        where alternating projections crawl), from the exact pattern of a sample of rows."""
-        return _schur_density_estimate(self) <= _LU_MAX_DENSITY
+        """Whether S takes the sparse-LU path (see :func:`schur_is_sparse`)."""
+        return _schur_density_estimate(self.A, self.B) <= _LU_MAX_DENSITY
 
 
 def bipartite_table(factors: list[Factor], w: np.ndarray | None, kern: ModuleType | None = None) -> Bipartite:
