@@ -31,7 +31,7 @@ from fastpanel._validation import as_float_matrix, as_weights, nonfinite_rows
 from fastpanel.factor import Factor
 from fastpanel.fixed_effects import FixedEffects
 
-__all__ = ["ConvergenceWarning", "WithinInfo", "within", "DIRECT_MAX_LEVELS"]
+__all__ = ["ConvergenceWarning", "WithinInfo", "within", "twoway_gamma", "DIRECT_MAX_LEVELS"]
 
 #: Largest level count of the smaller dimension for which the two-way transform solves the
 #: Schur system directly (an n_B x n_B dense matrix per thread).
@@ -127,6 +127,21 @@ class _Passes:
         self.kern.twoway_pass2(self.X, out, _order_arg(a), a.group_starts, b.codes, gamma, self.w_arg)
 
 
+def twoway_gamma(schur: np.ndarray, r: np.ndarray, n_rows: int, n_a: int) -> tuple[np.ndarray, bool]:
+    """B effects ``gamma`` (n_B, p) of the two-way Schur system ``S gamma = r``, and whether the
+    balanced closed form applied (shared by the in-memory and the distributed transforms).
+
+    A balanced panel with unit weights has S = n_A (I - 11'/n_B), and r sums to zero, so
+    gamma = r / n_A in closed form. Recognising it from S costs nothing (S is cheap: counted
+    level sets). Otherwise the minimum-norm solution through the eigenvalues of S.
+    """
+    n_b = schur.shape[0]
+    balanced = n_rows == n_a * n_b and np.allclose(
+        schur, n_a * (np.eye(n_b) - 1.0 / n_b), rtol=0.0, atol=1e-12 * n_a
+    )
+    return (np.asfortranarray(r / n_a) if balanced else _solve_psd(schur, r)), balanced
+
+
 def _twoway_direct(
     X: np.ndarray, fe: FixedEffects, w: np.ndarray | None, kern: ModuleType, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, str | None]:
@@ -135,13 +150,7 @@ def _twoway_direct(
     r, schur = passes.pass1(True)
     if not np.isfinite(r).all():  # NaN/inf in X reach r through its group's mean
         return X, None
-    # A balanced panel has S = n_A (I - 11'/n_B), and r sums to zero, so gamma = r / n_A in
-    # closed form. Recognising it from S costs nothing (S is cheap: counted level sets).
-    n_a, n_b = a.n_levels, b.n_levels
-    balanced = X.shape[0] == n_a * n_b and np.allclose(
-        schur, n_a * (np.eye(n_b) - 1.0 / n_b), rtol=0.0, atol=1e-12 * n_a
-    )
-    gamma = np.asfortranarray(r / n_a) if balanced else _solve_psd(schur, r)
+    gamma, balanced = twoway_gamma(schur, r, X.shape[0], a.n_levels)
     out = np.empty_like(X, order="F") if out is None else out
     passes.pass2(gamma, out)
     return out, "twoway-balanced" if balanced else "twoway-direct"
