@@ -56,3 +56,15 @@ def rng() -> np.random.Generator:
 def rows_for(backend: str, n: int) -> int:
     """Shrink ``n`` to the CUDA-simulator limit when the backend is cuda."""
     return min(n, CUDA_MAX_ROWS) if backend == "cuda" else n
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A ``distributed.LocalCluster`` of two worker processes on the loopback interface, shared
+    by the Dask tests of the session (skipped when Dask is not installed)."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None)
+    with distributed.Client(cluster) as client:
+        yield client
+    cluster.close()

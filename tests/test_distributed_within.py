@@ -22,12 +22,8 @@ from fastpanel.distributed import within_dask  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
+def client(dask_client):
+    return dask_client
 
 
 def panel(seed: int, N: int = 400, T: int = 9, fill: float = 0.8, offset: float = 1e8) -> pd.DataFrame:

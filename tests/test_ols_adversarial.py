@@ -258,3 +258,20 @@ def test_empty_frame_is_a_clear_error(panel, fml) -> None:
 def test_empty_arrays_are_a_clear_error() -> None:
     with pytest.raises(ValueError, match="y has no rows"):
         fastpanel.PanelOLS(np.empty(0), np.empty((0, 1)), np.empty(0)).fit()
+
+
+def test_poolability_f_is_offset_invariant_with_dropped_rows():
+    """The pooled SSR of the poolability F comes from centred data: a regressor 1e6 + noise left
+    the raw [1, x] ill-conditioned and lstsq lost 5e-6 of it (rows with NaN take that path)."""
+    rng = np.random.default_rng(12)
+    n_e, T = 20_000, 8
+    e = np.repeat(np.arange(n_e), T)
+    t = np.tile(np.arange(T), n_e)
+    x1, x2 = rng.normal(size=e.size), rng.normal(size=e.size)
+    y = x1 - 0.5 * x2 + rng.normal(size=n_e)[e] + rng.normal(size=e.size)
+    base = pd.DataFrame({"y": y, "x1": x1, "x2": x2, "e": e, "t": t})
+    base.loc[5, "x1"] = np.nan  # not the in-place path: the raw data are kept
+    shifted = base.assign(x2=base.x2 + 1e6, y=base.y - 0.5e6)
+    a = fastpanel.feols("y ~ x1 + x2 | e + t", base).f_poolability["stat"]
+    b = fastpanel.feols("y ~ x1 + x2 | e + t", shifted).f_poolability["stat"]
+    assert b == pytest.approx(a, rel=1e-9)

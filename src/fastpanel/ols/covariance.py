@@ -70,7 +70,11 @@ __all__ = [
     "VcovSpec",
     "parse_vcov",
     "bartlett_meat",
+    "check_residual_df",
     "cluster_meat",
+    "crv1_scale",
+    "dk_scale",
+    "k_total",
     "score_group_sums",
     "hc_scores",
 ]
@@ -286,19 +290,11 @@ def _k_total(state, ssc: str, spec: VcovSpec, clusters: list) -> int:
     if ssc == "statsmodels":
         return k + state.fe_df_exact
     clustered = spec.kind in ("CRV1", "CRV3")
-    if ssc == "linearmodels":
-        if clustered and len(state.fe_factors) == 1:
-            f = state.fe_factors[0]
-            if all(nested_in(f.codes, f.n_levels, c.codes) for c in clusters):
-                return k
-        return k + state.fe_df_fixest
-    # fixest
-    K = k + state.fe_df_fixest
-    if clustered:
-        for f in state.fe_factors:
-            if any(nested_in(f.codes, f.n_levels, c.codes) for c in clusters):
-                K += 1 - f.n_levels
-    return K
+    # linearmodels: one dimension nested in every cluster variable; fixest: in any
+    test = all if ssc == "linearmodels" else any
+    nested = [clustered and test(nested_in(f.codes, f.n_levels, c.codes) for c in clusters)
+              for f in state.fe_factors]
+    return k_total(k, [f.n_levels for f in state.fe_factors], ssc, clustered, nested)
 
 
 def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
@@ -347,27 +343,67 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
     return out
 
 
-def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
-    """Covariance of the slopes and the degrees of freedom of its t distribution."""
-    n, X, bread = state.nobs, state.X, state.bread
-    clusters = _cluster_factors(state, spec) if spec.clusters else []
-    K = _k_total(state, ssc, spec, clusters)
-    # fe_df_fixest bounds the rank from above: the exact count is needed only when it says no
+def k_total(k: int, fe_levels: list[int], ssc: str, clustered: bool, nested: list[bool]) -> int:
+    """K of the preset from the slopes, the fixed-effect level counts and, for each fixed
+    effect, whether it is nested in a cluster variable (see the module docstring; the
+    statsmodels preset takes its K from ``fe_df_exact`` and is handled by the caller)."""
+    if not fe_levels:
+        return k
+    fe_df_fixest = sum(fe_levels) - (len(fe_levels) - 1)
+    if ssc == "linearmodels":
+        if clustered and len(fe_levels) == 1 and nested[0]:
+            return k
+        return k + fe_df_fixest
+    K = k + fe_df_fixest
+    if clustered:
+        K += sum(1 - L for L, is_nested in zip(fe_levels, nested) if is_nested)
+    return K
+
+
+def crv1_scale(ssc: str, n: int, K: int, G: int, g_min: int) -> float:
+    """Factor of one CRV1 term ``B (sum_g s_g s_g') B`` of a cluster variable with G clusters."""
+    if ssc == "fixest":
+        return (n - 1) / (n - K) * g_min / (g_min - 1)
+    if ssc == "statsmodels":
+        return (n - 1) / (n - K) * G / (G - 1)
+    return n / (n - K)
+
+
+def dk_scale(ssc: str, n: int, K: int, T: int) -> tuple[float, float]:
+    """Factor of the Driscoll-Kraay sandwich and the df of its t distribution."""
+    if ssc == "linearmodels":
+        return n / (n - K), float(n - K)
+    if ssc == "fixest":
+        return (n - 1) / (n - K) * T / (T - 1), float(T - 1)
+    return 1.0, float(n - K)
+
+
+def check_residual_df(n: int, k: int, K: int, fe_df_upper: int, fe_df_exact: Callable[[], int]) -> None:
+    """Raise when no residual degrees of freedom are left (the fit is exact, or K >= n)."""
+    # fe_df_upper bounds the rank from above: the exact count is needed only when it says no
     # residual degrees of freedom are left (with 3+ ways it can cost a Schur factorisation).
-    if n - state.k - (state.fe_df_fixest if state.fe_factors else 0) <= 0 and \
-            n - state.k - (state.fe_df_exact if state.fe_factors else 0) <= 0:
+    if n - k - fe_df_upper <= 0 and n - k - fe_df_exact() <= 0:
         # Whatever K a clustered convention uses, the residuals are zero up to rounding here:
         # any standard error would be a number made of rounding errors.
         raise ValueError(
-            f"the model fits the {n} observations exactly ({state.k} slopes and "
-            f"{state.fe_df_exact if state.fe_factors else 0} fixed-effect parameters): no residual degrees of "
-            "freedom, so standard errors are undefined; use fewer regressors or fixed effects, or more data"
+            f"the model fits the {n} observations exactly ({k} slopes and {fe_df_exact()} fixed-effect "
+            "parameters): no residual degrees of freedom, so standard errors are undefined; use fewer "
+            "regressors or fixed effects, or more data"
         )
     if n - K <= 0:
         raise ValueError(
             f"no residual degrees of freedom: {n} observations but {K} parameters (slopes and fixed "
             "effects); use fewer regressors or fixed effects, or more data"
         )
+
+
+def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
+    """Covariance of the slopes and the degrees of freedom of its t distribution."""
+    n, X, bread = state.nobs, state.X, state.bread
+    clusters = _cluster_factors(state, spec) if spec.clusters else []
+    K = _k_total(state, ssc, spec, clusters)
+    check_residual_df(n, state.k, K, state.fe_df_fixest if state.fe_factors else 0,
+                      lambda: state.fe_df_exact if state.fe_factors else 0)
     df_resid = float(n - K)
     kind = spec.kind
     if kind == "iid":
@@ -389,15 +425,7 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
         V = np.zeros_like(bread)
         for c, sign in parts:
             sums = _cluster_score_sums(state, c)
-            Vc = sandwich(bread, sums.T @ sums)
-            if ssc == "fixest":
-                factor = (n - 1) / (n - K) * g_min / (g_min - 1)
-            elif ssc == "statsmodels":
-                G = c.n_levels
-                factor = (n - 1) / (n - K) * G / (G - 1)
-            else:
-                factor = n / (n - K)
-            V += sign * factor * Vc
+            V += sign * crv1_scale(ssc, n, K, c.n_levels, g_min) * sandwich(bread, sums.T @ sums)
         return V, (df_resid if ssc == "linearmodels" else float(g_min - 1))
     if kind == "CRV3":
         c = clusters[0]
@@ -419,9 +447,6 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
         if lags >= T:
             raise ValueError(f"vcov={{'DK': {lags}}}: the lags must be below the number of periods ({T})")
         V0 = sandwich(bread, bartlett_meat(X * state.resid()[:, None], t.codes, T, lags))
-        if ssc == "linearmodels":
-            return n / (n - K) * V0, df_resid
-        if ssc == "fixest":
-            return (n - 1) / (n - K) * T / (T - 1) * V0, float(T - 1)
-        return V0, df_resid
+        scale, df_t = dk_scale(ssc, n, K, T)
+        return scale * V0, df_t
     raise ValueError(f"unknown covariance type {kind!r}")

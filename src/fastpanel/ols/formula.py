@@ -159,7 +159,10 @@ def feols(
     fml : str
         ``"y ~ x1 + x2 + x1:x2 + np.log(x3) | entity + year"``. Without ``| ...`` the model is
         pooled OLS with an intercept. Text columns must be declared categorical with ``C(x)``.
-    data : pandas.DataFrame or polars.DataFrame
+    data : pandas.DataFrame, polars.DataFrame or dask.dataframe.DataFrame
+        A Dask DataFrame is fitted out of core (:mod:`fastpanel.distributed.ols`: entity or
+        entity + period effects, regressors named by column, iid / HC0 / HC1 / CRV1 by the
+        effects / DK), with the same results as in memory.
     vcov : str or dict, default "iid"
         ``"iid"``, ``"HC0"``, ``"HC1"`` (= ``"hetero"``), ``"HC2"``, ``"HC3"``,
         ``{"CRV1": "g"}``, ``{"CRV1": "g1+g2"}``, ``{"CRV3": "g"}``, ``{"DK": lags}`` (needs
@@ -187,6 +190,14 @@ def feols(
     --------
     >>> res = fastpanel.feols("y ~ x1 + x2 | firm + year", df, vcov={"CRV1": "firm"})
     """
+    if type(data).__module__.startswith("dask"):  # a Dask DataFrame: the distributed fit
+        if split is not None or by is not None or backend is not None:
+            raise ValueError("split=, by= and backend= are not available on Dask; "
+                             "fit each group on its own Dask DataFrame")
+        from fastpanel.distributed.ols import feols_dask
+
+        return feols_dask(fml, data, vcov, weights=weights, ssc=ssc, time=time, drop_singletons=drop_singletons,
+                          collin_tol=collin_tol)
     if split is not None and by is not None:
         raise ValueError("pass either split= or by=, not both")
     split_col = split if split is not None else by

@@ -37,7 +37,9 @@ class OLSResults:
         #: number of clusters of each cluster variable (in the sample used), e.g. {"city": 336}
         self.n_clusters = {str(c): int(state.extra[f"__cluster__{c}"].n_levels) for c in spec.clusters
                            if f"__cluster__{c}" in state.extra}
-        V, df_t = cov.compute_vcov(state, spec, ssc)
+        # A fit summarised out of core (fastpanel.distributed) brings its covariance along.
+        pre = getattr(state, "vcov", None)
+        V, df_t = pre if pre is not None else cov.compute_vcov(state, spec, ssc)
         self._cov = V
         self.df_t = df_t
         names = state.names
@@ -106,10 +108,13 @@ class OLSResults:
         if s.X_raw is None:  # transformed in place: the pooled fit was solved from moments
             ssr_pooled = float(s.pooled_ssr)
         else:
-            Xr = s.X_raw
+            # Centred first (the intercept absorbs it): with a column of 1e6 + noise, the raw
+            # [1, x] is ill-conditioned and lstsq lost 5e-6 of the pooled SSR.
+            wn = np.ones(s.nobs) if s.weights is None else s.weights
+            Xr = s.X_raw - (wn @ s.X_raw) / wn.sum()
             ones = np.ones((s.nobs, 1))
             Z = np.hstack([ones, Xr])
-            y = s.y_raw
+            y = s.y_raw - (wn @ s.y_raw) / wn.sum()
             if s.weights is not None:
                 sw = np.sqrt(s.weights)
                 Z, y = Z * sw[:, None], y * sw

@@ -1,0 +1,414 @@
+"""Fixed-effects OLS on a Dask DataFrame: the in-memory ``feols`` split at its global steps.
+
+Algorithm
+---------
+The rows are shuffled once on the entity column (every partition then holds whole entities).
+Each round maps a small function over the partitions and adds the returned arrays in partition
+order on the client (the same numbers for any number of workers):
+
+1. cleaning: rows with NaN/inf values or missing ids are dropped and counted; singletons are
+   dropped iteratively as in memory (entity counts are local; the period counts are summed
+   across partitions each round, and each partition replays the earlier rounds' counts);
+2. moments of ``[y, X]`` (weighted totals, means, centred cross-products, combined exactly by
+   the parallel-axis rule): total and pooled sums of squares, the collinearity scale;
+3. two-way effects only: the period block's Schur pieces ``S_p, r_p`` (as ``within_dask``),
+   then ``gamma = S^+ r``;
+4. the Gram matrix of the transformed, sqrt(w)-scaled ``[y, X]``: the slopes by the in-memory
+   Cholesky solve with the same collinearity rule;
+5. the residuals' statistics: SSR, ``sum_i s_i s_i'`` (HC), the cluster cross-products of the
+   entity and (entity, period) cell score sums (local), the period score sums (T x k, for
+   period clusters and Driscoll-Kraay), and whether the effects are nested in the clusters.
+
+Everything that crosses the network per partition is O(k^2 + T k + T^2) numbers. The covariance
+factors are the in-memory ones (``fastpanel.ols.covariance``). Results equal the in-memory fit
+of the same rows to rounding (1e-10 in the tests).
+
+Supported: ``"y ~ x1 + x2 | entity"`` or ``"... | entity + period"`` with regressors named by
+column; vcov ``iid``, ``HC0``, ``HC1``, ``{"CRV1": g}`` / ``{"CRV1": "g1+g2"}`` with clusters
+among the fixed effects, ``{"DK": lags}`` (``time=`` a period column); ``ssc`` ``"fixest"`` or
+``"linearmodels"`` (``"statsmodels"`` with one effect). Anything else raises a ``ValueError``
+that names what is supported.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fastpanel.distributed.within import _period_codes, _require_dask
+from fastpanel.factor import factorize
+from fastpanel.ols import covariance as cov
+from fastpanel.ols.model import CollinearityWarning, _pooled_ssr, _solve
+from fastpanel.ols.results import OLSResults
+from fastpanel.within import DIRECT_MAX_LEVELS, twoway_gamma, within
+
+__all__ = ["feols_dask", "SUPPORTED"]
+
+SUPPORTED = ("on Dask, feols supports 'y ~ x1 + x2 | entity' or 'y ~ x1 + x2 | entity + period' with regressors "
+             "named by column; vcov 'iid', 'HC0', 'HC1', {'CRV1': fixed effect(s)} or {'DK': lags} with time=; "
+             "ssc 'fixest' or 'linearmodels' ('statsmodels' with one fixed effect)")
+
+
+@dataclass
+class _Levels:
+    """What the results need of a factor of the distributed fit: its level count."""
+
+    n_levels: int
+
+
+@dataclass
+class _Spec:
+    y: str
+    xs: list[str]
+    entity: str
+    period: str | None
+    time: str | None  # period column of Driscoll-Kraay (may be the period effect's)
+    weights: str | None
+    periods: np.ndarray | None  # sorted global levels of the period effect
+    times: np.ndarray | None  # sorted global levels of time
+    drop_singletons: bool
+
+
+@dataclass
+class DaskFitState:
+    """The summary a distributed fit leaves: what OLSResults reads, and the covariance."""
+
+    yname: str
+    names: list[str]
+    params: np.ndarray
+    bread: np.ndarray
+    ssr: float
+    tss_within: float
+    tss: float
+    nobs: int
+    n_dropped: int
+    n_singletons: int
+    fe_factors: list[_Levels]
+    fe_names: list[str]
+    dropped: list[str]
+    backend: str
+    pooled_ssr: float
+    vcov: tuple[np.ndarray, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    has_intercept: bool = False
+    weights: None = None
+    X_raw: None = None
+    y_raw: None = None
+
+    @property
+    def k(self) -> int:
+        return len(self.names)
+
+    @property
+    def fe_df_fixest(self) -> int:
+        return sum(f.n_levels for f in self.fe_factors) - (len(self.fe_factors) - 1)
+
+    @property
+    def fe_df_exact(self) -> int:
+        if len(self.fe_factors) == 1:
+            return self.fe_factors[0].n_levels
+        raise ValueError("ssc='statsmodels' with two fixed effects needs the connected components of the "
+                         "fixed-effect graph, which the Dask fit does not compute; " + SUPPORTED)
+
+
+# -- per-partition steps ------------------------------------------------------------------------
+def _clean(part: pd.DataFrame, sp: _Spec, history: list[np.ndarray]) -> dict:
+    """The partition's rows after NaN and singleton removal (replaying ``history``, the global
+    period counts of the earlier rounds)."""
+    cols = [sp.y] + sp.xs
+    Z = part[cols].to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = np.isfinite(Z).all(axis=1)
+    w = None
+    if sp.weights is not None:
+        w = part[sp.weights].to_numpy(dtype=np.float64, na_value=np.nan)
+        ok &= np.isfinite(w)
+    ent = factorize(part[sp.entity].to_numpy(), sp.entity).codes
+    ok &= ent >= 0
+    per = _period_codes(part, sp.period, sp.periods) if sp.period else None
+    if per is not None:
+        ok &= per >= 0
+    tim = _period_codes(part, sp.time, sp.times) if sp.time else None
+    if tim is not None:
+        ok &= tim >= 0
+    n_nan = int((~ok).sum())
+    keep = ok.copy()
+    if sp.drop_singletons:
+        steps = history if sp.period else history[:1]
+        for counts in steps:
+            e_counts = np.bincount(ent[keep], minlength=ent.max(initial=-1) + 1)
+            single = keep & (e_counts[np.maximum(ent, 0)] == 1)
+            if per is not None:
+                single |= keep & (counts[np.maximum(per, 0)] == 1)
+            keep &= ~single
+    out = {"Z": np.asfortranarray(Z[keep]), "ent": factorize(ent[keep], sp.entity), "n_nan": n_nan,
+           "n_kept": int(keep.sum()), "n_ok": int(ok.sum()), "w": None if w is None else w[keep],
+           "per": None if per is None else per[keep], "tim": None if tim is None else tim[keep]}
+    if out["w"] is not None and (out["w"] <= 0).any():
+        out["bad_weights"] = int((out["w"] <= 0).sum())
+    return out
+
+
+def _period_counts(part: pd.DataFrame, sp: _Spec, history: list[np.ndarray]) -> dict:
+    c = _clean(part, sp, history)
+    n_p = sp.periods.size if sp.period else 0
+    return {"n_nan": c["n_nan"], "n_kept": c["n_kept"], "n_ok": c["n_ok"], "bad_weights": c.get("bad_weights", 0),
+            "counts": np.bincount(c["per"], minlength=n_p) if sp.period else np.zeros(0)}
+
+
+def _moments(part: pd.DataFrame, sp: _Spec, history: list[np.ndarray]) -> dict:
+    c = _clean(part, sp, history)
+    Z, w = c["Z"], c["w"]
+    ww = np.ones(Z.shape[0]) if w is None else w
+    W = float(ww.sum())
+    mean = (ww @ Z) / W if W > 0 else np.zeros(Z.shape[1])
+    Zc = Z - mean
+    return {"W": W, "mean": mean, "C": (Zc * ww[:, None]).T @ Zc, "n_entities": c["ent"].n_levels}
+
+
+def _schur(part: pd.DataFrame, sp: _Spec, history: list[np.ndarray], center: np.ndarray) -> dict:
+    from fastpanel._backend import kernel_module
+
+    c = _clean(part, sp, history)
+    n_t = sp.periods.size
+    if c["n_kept"] == 0:
+        return {"r": np.zeros((n_t, center.size)), "S": np.zeros((n_t, n_t))}
+    kern = kernel_module("cpp" if _has_cpp() else "numba", "within")
+    order = c["ent"].order
+    r, S = kern.twoway_pass1(np.asfortranarray(c["Z"] - center), np.empty(0, dtype=np.int64) if order is None else order,
+                             c["ent"].group_starts, c["per"], n_t, np.empty(0) if c["w"] is None else c["w"], True)
+    return {"r": r, "S": S}
+
+
+def _transformed(part: pd.DataFrame, sp: _Spec, history: list[np.ndarray], center: np.ndarray,
+                 gamma: np.ndarray | None) -> tuple[np.ndarray, dict]:
+    """The partition's transformed, sqrt(w)-scaled [y, X] (exactly the in-memory transform)."""
+    c = _clean(part, sp, history)
+    Z = np.asfortranarray(c["Z"] - center)  # the effects absorb constants: work near zero
+    if c["n_kept"] == 0:
+        return Z, c
+    if gamma is None:
+        out = within(Z, c["ent"].codes, weights=c["w"])
+    else:
+        from fastpanel._backend import kernel_module
+
+        kern = kernel_module("cpp" if _has_cpp() else "numba", "within")
+        out = np.empty_like(Z, order="F")
+        order = c["ent"].order
+        kern.twoway_pass2(Z, out, np.empty(0, dtype=np.int64) if order is None else order, c["ent"].group_starts,
+                          c["per"], gamma, np.empty(0) if c["w"] is None else c["w"])
+    if c["w"] is not None:
+        out = out * np.sqrt(c["w"])[:, None]
+    return out, c
+
+
+def _gram(part: pd.DataFrame, sp: _Spec, history, center, gamma) -> np.ndarray:
+    Zt, _ = _transformed(part, sp, history, center, gamma)
+    return Zt.T @ Zt
+
+
+def _score_stats(part: pd.DataFrame, sp: _Spec, history, center, gamma, beta: np.ndarray, kept: list[int]) -> dict:
+    Zt, c = _transformed(part, sp, history, center, gamma)
+    X = Zt[:, 1:][:, kept]
+    u = Zt[:, 0] - X @ beta
+    s = X * u[:, None]
+    ent = c["ent"]
+    e_sums = cov.group_sums(s, ent.codes, ent.n_levels)
+    out = {"ssr": float(u @ u), "hc": s.T @ s, "entity": e_sums.T @ e_sums}
+    if sp.period:
+        n_t = sp.periods.size
+        z = cov.group_sums(s, c["per"], n_t)
+        cell = factorize(ent.codes * np.int64(n_t) + c["per"], "cell")
+        cs = cov.group_sums(s, cell.codes, cell.n_levels)
+        first = np.full(ent.n_levels, -1, dtype=np.int64)
+        first[ent.codes] = c["per"]
+        pairs = np.unique(ent.codes * np.int64(n_t) + c["per"])
+        out.update(period_sums=z, cell=cs.T @ cs, n_cells=cell.n_levels,
+                   entity_one_period=bool((first[ent.codes] == c["per"]).all()),
+                   entities_per_period=np.bincount(pairs % n_t, minlength=n_t))
+    if sp.time:
+        out["time_sums"] = cov.group_sums(s, c["tim"], sp.times.size)
+        out["time_counts"] = np.bincount(c["tim"], minlength=sp.times.size)
+    return out
+
+
+def _has_cpp() -> bool:
+    from fastpanel._backend import available_backends
+
+    return bool(available_backends()["cpp"][0])
+
+
+# -- orchestration ------------------------------------------------------------------------------
+def _run(dask: Any, ddf: Any, fn: Any, *args: Any) -> list:
+    """fn(partition, *args) on every partition; results in partition order."""
+    return list(dask.compute(*[dask.delayed(fn)(p, *args) for p in ddf.to_delayed()]))
+
+
+def _levels(ddf: Any, col: str) -> np.ndarray:
+    values = ddf[col].dropna().unique().compute().to_numpy()
+    try:
+        return np.sort(values)
+    except TypeError:  # mixed types: order by their text
+        return np.array(sorted(values, key=str), dtype=object)
+
+
+def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = None, ssc: str = "fixest",
+               time: str | None = None, drop_singletons: bool = True, collin_tol: float = 1e-10) -> OLSResults:
+    """``fastpanel.feols`` on a Dask DataFrame (see the module docstring for what is supported).
+
+    Parameters are those of :func:`fastpanel.feols`. The computation runs on the current Dask
+    client, or Dask's default scheduler when there is none.
+    """
+    from fastpanel.ols.formula import _parse
+
+    dask, dd = _require_dask()
+    spec = cov.parse_vcov(vcov)
+    if ssc not in cov.SSC_PRESETS:
+        raise ValueError(f"ssc={ssc!r} is not a preset; use one of {cov.SSC_PRESETS}")
+    lhs, rhs, fes = _parse(fml)
+    if not 1 <= len(fes) <= 2:
+        raise ValueError(f"formula {fml!r}: " + SUPPORTED)
+    xs = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "0", "1")]
+    names = [lhs] + xs + fes + [c for c in (weights, time) if c] + [str(c) for c in spec.clusters]
+    missing = [c for c in dict.fromkeys(names) if c not in ddf.columns]
+    if missing:
+        raise ValueError(f"column(s) {missing} are not in the Dask DataFrame; " + SUPPORTED)
+    if spec.kind not in ("iid", "HC0", "HC1", "CRV1", "DK"):
+        raise ValueError(f"vcov={vcov!r}: " + SUPPORTED)
+    if any(c not in fes for c in spec.clusters):
+        raise ValueError(f"vcov={vcov!r}: the cluster variables must be among the fixed effects {fes}; " + SUPPORTED)
+    if spec.kind == "DK" and time is None:
+        raise ValueError("vcov={'DK': lags} needs the period column: pass time='year' (the column name)")
+    if ssc == "statsmodels" and len(fes) == 2:
+        raise ValueError("ssc='statsmodels' with two fixed effects: " + SUPPORTED)
+    keep_cols = list(dict.fromkeys([lhs] + xs + fes + [c for c in (weights, time) if c]))
+    ddf = ddf[keep_cols].shuffle(on=fes[0])
+    period = fes[1] if len(fes) == 2 else None
+    periods = _levels(ddf, period) if period else None
+    if periods is not None and periods.size > DIRECT_MAX_LEVELS:
+        raise ValueError(f"the period effect {period!r} has {periods.size} levels; at most {DIRECT_MAX_LEVELS}: "
+                         + SUPPORTED)
+    sp = _Spec(lhs, xs, fes[0], period, time, weights, periods,
+               _levels(ddf, time) if time else None, drop_singletons)
+
+    # 1. cleaning (singletons: rounds until the global period counts stop changing)
+    history: list[np.ndarray] = []
+    stats = _run(dask, ddf, _period_counts, sp, history)
+    bad_w = sum(s["bad_weights"] for s in stats)
+    if bad_w:
+        raise ValueError(f"weights column {weights!r} has {bad_w} rows <= 0; analytic weights must be positive")
+    n_total_ok = sum(s["n_ok"] for s in stats)
+    n_nan = sum(s["n_nan"] for s in stats)
+    n_kept = sum(s["n_kept"] for s in stats)
+    if drop_singletons:
+        while True:
+            counts = np.sum([s["counts"] for s in stats], axis=0) if period else np.zeros(0)
+            history = history + [counts]
+            stats = _run(dask, ddf, _period_counts, sp, history)
+            n_now = sum(s["n_kept"] for s in stats)
+            if n_now == n_kept or not period:
+                n_kept = n_now
+                break
+            n_kept = n_now
+    if n_kept == 0:
+        raise ValueError("no rows are left after dropping rows with missing values and singletons")
+
+    # 2. moments
+    mom = _run(dask, ddf, _moments, sp, history)
+    W = sum(m["W"] for m in mom)
+    mean = sum(m["W"] * m["mean"] for m in mom) / W
+    C = sum(m["C"] + m["W"] * np.outer(m["mean"] - mean, m["mean"] - mean) for m in mom)
+    n_entities = sum(m["n_entities"] for m in mom)
+
+    # 3. period effects
+    gamma = None
+    if period:
+        parts = _run(dask, ddf, _schur, sp, history, mean)
+        S = sum(p["S"] for p in parts)
+        r = sum(p["r"] for p in parts)
+        gamma, _ = twoway_gamma(S, r, n_kept, n_entities)
+
+    # 4. slopes
+    gram = sum(_run(dask, ddf, _gram, sp, history, mean, gamma))
+    params, bread, kept = _solve(None, None, np.diag(C)[1:].copy(), xs, collin_tol, gram)
+    dropped = [xs[j] for j in range(len(xs)) if j not in kept]
+    if dropped:
+        warnings.warn(f"dropped {len(dropped)} regressor(s) collinear with other regressors or absorbed by the fixed "
+                      f"effects: {', '.join(dropped)}; their coefficients are not identified (remove them to silence "
+                      "this warning)", CollinearityWarning, stacklevel=2)
+    kept_names = [xs[j] for j in kept]
+
+    # 5. residual statistics and the covariance
+    sc = _run(dask, ddf, _score_stats, sp, history, mean, gamma, params, kept)
+    ssr = sum(s["ssr"] for s in sc)
+    epp = np.sum([s["entities_per_period"] for s in sc], axis=0) if period else None
+    n_periods = int((epp > 0).sum()) if period else 0  # period levels left in the sample
+    levels = [n_entities] + ([n_periods] if period else [])
+    state = DaskFitState(
+        yname=lhs, names=kept_names, params=params, bread=bread, ssr=ssr, tss_within=float(gram[0, 0]),
+        tss=float(C[0, 0]), nobs=n_kept, n_dropped=n_nan, n_singletons=n_total_ok - n_kept,
+        fe_factors=[_Levels(L) for L in levels], fe_names=list(fes), dropped=dropped,
+        backend="cpp" if _has_cpp() else "numba", pooled_ssr=_pooled_ssr(C),
+    )
+    k = state.k
+    n = n_kept
+    clustered = spec.kind == "CRV1"
+    cluster_levels = {fes[0]: n_entities}
+    if period:
+        cluster_levels[period] = n_periods
+    for c in spec.clusters:
+        if cluster_levels[c] < 2:
+            raise ValueError(f"cluster variable {c!r} has a single cluster in the sample; clustered standard errors "
+                             "need at least two clusters (use 'HC1' instead)")
+        state.extra[f"__cluster__{c}"] = _Levels(cluster_levels[c])
+    nested = []
+    if clustered:
+        test = all if ssc == "linearmodels" else any
+        nest = {(fes[0], fes[0]): True}
+        if period:
+            nest[(fes[0], period)] = all(s["entity_one_period"] for s in sc)
+            nest[(period, period)] = True
+            nest[(period, fes[0])] = bool((epp[epp > 0] == 1).all())
+        nested = [test(nest[(f, c)] for c in spec.clusters) for f in fes]
+    if ssc == "statsmodels":
+        K = k + n_entities
+    else:
+        K = cov.k_total(k, levels, ssc, clustered, nested or [False] * len(levels))
+    cov.check_residual_df(n, k, K, state.fe_df_fixest, lambda: state.fe_df_fixest)
+    df_resid = float(n - K)
+    if spec.kind == "iid":
+        V, df_t = ssr / (n - K) * bread, df_resid
+    elif spec.kind in ("HC0", "HC1"):
+        V0 = cov.sandwich(bread, sum(s["hc"] for s in sc))
+        V, df_t = (V0 if spec.kind == "HC0" else n / (n - K) * V0), df_resid
+    elif spec.kind == "CRV1":
+        meats = {fes[0]: sum(s["entity"] for s in sc)}
+        if period:
+            z = np.sum([s["period_sums"] for s in sc], axis=0)
+            meats[period] = z.T @ z
+        g_min = min(cluster_levels[c] for c in spec.clusters)
+        parts = [(meats[c], cluster_levels[c], 1.0) for c in spec.clusters]
+        if len(spec.clusters) == 2:
+            parts.append((sum(s["cell"] for s in sc), sum(s["n_cells"] for s in sc), -1.0))
+        V = np.zeros_like(bread)
+        for meat, G, sign in parts:
+            V += sign * cov.crv1_scale(ssc, n, K, G, g_min) * cov.sandwich(bread, meat)
+        df_t = df_resid if ssc == "linearmodels" else float(g_min - 1)
+    else:  # DK
+        z = np.sum([s["time_sums"] for s in sc], axis=0)
+        z = z[np.sum([s["time_counts"] for s in sc], axis=0) > 0]  # the periods in the sample, in order
+        T = z.shape[0]
+        if T < 2:
+            raise ValueError(f"vcov={{'DK': ...}} (Driscoll-Kraay) needs at least 2 periods in the sample, got {T}")
+        lags = cov.default_dk_lags(T) if spec.lags is None else spec.lags
+        if lags >= T:
+            raise ValueError(f"vcov={{'DK': {lags}}}: the lags must be below the number of periods ({T})")
+        meat = cov.bartlett_meat(z, np.arange(T), T, lags)
+        scale, df_t = cov.dk_scale(ssc, n, K, T)
+        V = scale * cov.sandwich(bread, meat)
+    state.vcov = (V, df_t)
+    return OLSResults(state, spec, ssc)
+
