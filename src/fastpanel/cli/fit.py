@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, metavar="PATH",
                    help="write the output to PATH (never an input; an existing file needs --force)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    p.add_argument("--dask", nargs="?", const="local", default=None, metavar="SCHEDULER",
+                   help="fit on Dask: FILE may be a Parquet/CSV glob or folder; without an address a local "
+                        "cluster sized to the machine (needs fastpanel[dask])")
     add_global_options(p, suppress=True)
     p.set_defaults(handler=run)
 
@@ -79,6 +82,8 @@ def _vcov_columns(vcov: Any) -> list[str]:
 
 def fit_file(args: argparse.Namespace) -> tuple[Any, Any]:
     """Read the file, check columns, fit; return (data frame, fit result)."""
+    if getattr(args, "dask", None):
+        return None, _fit_on_dask(args)
     frame = read_table(args.file)
     numeric, categorical, fixed = formula_columns(args.formula, frame, args.file)
     vcov = parse_vcov(args.vcov)
@@ -110,6 +115,33 @@ def fit_file(args: argparse.Namespace) -> tuple[Any, Any]:
         if issubclass(w.category, UserWarning):
             stderr(f"fastpanel: warning: {_cli_words(str(w.message))}")
     return frame, result
+
+
+def _fit_on_dask(args: argparse.Namespace) -> Any:
+    from fastpanel.cli.dask_fit import fit_dask
+
+    if args.split:
+        raise CLIError("--split is not available with --dask; fit each group's files on their own")
+    vcov = parse_vcov(args.vcov)
+    if isinstance(vcov, dict) and "DK" in vcov and not args.time:
+        raise CLIError("--vcov DK:LAGS (Driscoll-Kraay) needs the period column: add --time COL")
+    kwargs: dict[str, Any] = {"vcov": vcov if vcov is not None else "iid"}
+    if args.ssc is not None:
+        kwargs["ssc"] = args.ssc
+    if args.time:
+        kwargs["time"] = args.time
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fit_dask(args, kwargs)
+        except CLIError as exc:
+            raise CLIError(_cli_words(str(exc))) from exc
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            stderr(f"fastpanel: warning: {_cli_words(str(w.message))}")
+    return result
 
 
 def _cli_words(message: str) -> str:

@@ -256,12 +256,15 @@ def _levels(ddf: Any, col: str) -> np.ndarray:
 
 
 def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = None, ssc: str = "fixest",
-               time: str | None = None, drop_singletons: bool = True, collin_tol: float = 1e-10) -> OLSResults:
+               time: str | None = None, drop_singletons: bool = True, collin_tol: float = 1e-10,
+               progress: Any = None) -> OLSResults:
     """``fastpanel.feols`` on a Dask DataFrame (see the module docstring for what is supported).
 
-    Parameters are those of :func:`fastpanel.feols`. The computation runs on the current Dask
+    Parameters are those of :func:`fastpanel.feols`, and ``progress``: an optional callable
+    that receives a line of text as each round starts. The computation runs on the current Dask
     client, or Dask's default scheduler when there is none.
     """
+    say = progress if progress is not None else (lambda _msg: None)
     from fastpanel.ols.formula import _parse
 
     dask, dd = _require_dask()
@@ -295,6 +298,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
                _levels(ddf, time) if time else None, drop_singletons)
 
     # 1. cleaning (singletons: rounds until the global period counts stop changing)
+    say(f"round 1/5: shuffling {ddf.npartitions} partitions by {fes[0]!r}, dropping missing values and singletons")
     history: list[np.ndarray] = []
     stats = _run(dask, ddf, _period_counts, sp, history)
     bad_w = sum(s["bad_weights"] for s in stats)
@@ -317,6 +321,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         raise ValueError("no rows are left after dropping rows with missing values and singletons")
 
     # 2. moments
+    say("round 2/5: moments")
     mom = _run(dask, ddf, _moments, sp, history)
     W = sum(m["W"] for m in mom)
     mean = sum(m["W"] * m["mean"] for m in mom) / W
@@ -324,6 +329,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     n_entities = sum(m["n_entities"] for m in mom)
 
     # 3. period effects
+    say("round 3/5: period effects" if period else "round 3/5: (no period effects)")
     gamma = None
     if period:
         parts = _run(dask, ddf, _schur, sp, history, mean)
@@ -332,6 +338,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         gamma, _ = twoway_gamma(S, r, n_kept, n_entities)
 
     # 4. slopes
+    say("round 4/5: Gram matrix and slopes")
     gram = sum(_run(dask, ddf, _gram, sp, history, mean, gamma))
     params, bread, kept = _solve(None, None, np.diag(C)[1:].copy(), xs, collin_tol, gram)
     dropped = [xs[j] for j in range(len(xs)) if j not in kept]
@@ -342,6 +349,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     kept_names = [xs[j] for j in kept]
 
     # 5. residual statistics and the covariance
+    say("round 5/5: residuals and covariance")
     sc = _run(dask, ddf, _score_stats, sp, history, mean, gamma, params, kept)
     ssr = sum(s["ssr"] for s in sc)
     epp = np.sum([s["entities_per_period"] for s in sc], axis=0) if period else None
