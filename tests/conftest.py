@@ -64,7 +64,7 @@ def dask_client():
     by the Dask tests of the session (skipped when Dask is not installed)."""
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
     with distributed.Client(cluster) as client:
         yield client
     cluster.close()

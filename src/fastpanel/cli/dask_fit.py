@@ -68,7 +68,7 @@ def dask_client(address: str) -> Any:
     if address == "local":
         workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         stderr(f"fastpanel: starting a local Dask cluster of {workers} worker process(es)")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         return Client(cluster)
     try:
         return Client(address, timeout="10s")

@@ -2,7 +2,8 @@
 
 Algorithm
 ---------
-The rows are shuffled once on the entity column (every partition then holds whole entities).
+The rows are shuffled once on the entity column (every partition then holds whole entities)
+and persisted on the workers.
 Each round maps a small function over the partitions and adds the returned arrays in partition
 order on the client (the same numbers for any number of workers):
 
@@ -288,7 +289,10 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     if ssc == "statsmodels" and len(fes) == 2:
         raise ValueError("ssc='statsmodels' with two fixed effects: " + SUPPORTED)
     keep_cols = list(dict.fromkeys([lhs] + xs + fes + [c for c in (weights, time) if c]))
-    ddf = ddf[keep_cols].shuffle(on=fes[0])
+    # Shuffled once and kept on the workers (spilled to their disks beyond their memory limit):
+    # each round below reads the persisted partitions instead of reading and shuffling again. A
+    # lost worker's partitions are recomputed from the graph (the same rows, the same numbers).
+    ddf = ddf[keep_cols].shuffle(on=fes[0]).persist()
     period = fes[1] if len(fes) == 2 else None
     periods = _levels(ddf, period) if period else None
     if periods is not None and periods.size > DIRECT_MAX_LEVELS:

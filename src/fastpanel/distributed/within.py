@@ -161,7 +161,7 @@ def within_dask(ddf: Any, columns: Sequence[str], entity: str, time: str | None 
         raise ValueError("columns is empty: name the numeric columns to transform")
     _check_columns(ddf, columns + [entity] + ([time] if time else []) + ([weights] if weights else []))
     keep = list(dict.fromkeys(columns + [entity] + ([time] if time else []) + ([weights] if weights else [])))
-    ddf = ddf[keep].shuffle(on=entity)
+    ddf = ddf[keep].shuffle(on=entity).persist()  # read and shuffled once for both passes
     meta = pd.DataFrame({c: pd.Series(dtype=np.float64) for c in columns})
     if time is None:
         bad = int(ddf.map_partitions(_count_bad, columns, entity, weights, meta=pd.Series(dtype=np.int64))
