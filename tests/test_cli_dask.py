@@ -66,5 +66,6 @@ def test_scheduler_that_does_not_answer(files, capsys) -> None:
 
 
 def test_unsupported_layout_is_named(files, capsys) -> None:
-    rc, out, err = run(capsys, "fit", str(files / "all.parquet"), "y ~ x1 | firm", "--vcov", "HC3", "--dask")
+    rc, out, err = run(capsys, "fit", str(files / "all.parquet"), "y ~ x1 | firm + year", "--vcov", "CRV3:year",
+                       "--dask")
     assert rc != 0 and out == "" and "on Dask, feols supports" in err

@@ -63,14 +63,15 @@ def test_two_way_equals_in_memory(dask_client, vcov, ssc, weights) -> None:
     same(want, got)
 
 
-@pytest.mark.parametrize("vcov", ["iid", "HC1", {"CRV1": "firm"}, {"DK": 1}], ids=str)
+@pytest.mark.parametrize("vcov", ["iid", "HC1", "HC2", "HC3", {"CRV1": "firm"}, {"CRV3": "firm"}, {"DK": 1}], ids=str)
 @pytest.mark.parametrize("ssc", ["fixest", "linearmodels", "statsmodels"])
-def test_one_way_equals_in_memory(dask_client, vcov, ssc) -> None:
+@pytest.mark.parametrize("weights", [None, "w"])
+def test_one_way_equals_in_memory(dask_client, vcov, ssc, weights) -> None:
     df = panel(2)
     kw = {"time": "year"} if "DK" in str(vcov) else {}
-    want = fastpanel.feols("y ~ x1 + x2 | firm", df, vcov=vcov, ssc=ssc, **kw)
+    want = fastpanel.feols("y ~ x1 + x2 | firm", df, vcov=vcov, ssc=ssc, weights=weights, **kw)
     got = fastpanel.feols("y ~ x1 + x2 | firm", dd.from_pandas(df, npartitions=3, sort=False), vcov=vcov,
-                          ssc=ssc, **kw)
+                          ssc=ssc, weights=weights, **kw)
     same(want, got)
 
 
@@ -128,8 +129,10 @@ def test_unsupported_and_bad_input(dask_client) -> None:
         fastpanel.feols("y ~ x1 | firm + year + x2", ddf)
     with pytest.raises(ValueError, match="on Dask, feols supports"):
         fastpanel.feols("y ~ x1", ddf)
+    with pytest.raises(ValueError, match="one fixed-effect dimension"):
+        fastpanel.feols("y ~ x1 | firm + year", ddf, vcov="HC3")
     with pytest.raises(ValueError, match="on Dask, feols supports"):
-        fastpanel.feols("y ~ x1 | firm", ddf, vcov="HC3")
+        fastpanel.feols("y ~ x1 | firm + year", ddf, vcov={"CRV3": "firm"})
     with pytest.raises(ValueError, match="among the fixed effects"):
         fastpanel.feols("y ~ x1 | firm", ddf, vcov={"CRV1": "year"})
     with pytest.raises(ValueError, match="statsmodels' with two fixed effects"):

@@ -25,8 +25,10 @@ factors are the in-memory ones (``fastpanel.ols.covariance``). Results equal the
 of the same rows to rounding (1e-10 in the tests).
 
 Supported: ``"y ~ x1 + x2 | entity"`` or ``"... | entity + period"`` with regressors named by
-column; vcov ``iid``, ``HC0``, ``HC1``, ``{"CRV1": g}`` / ``{"CRV1": "g1+g2"}`` with clusters
-among the fixed effects, ``{"DK": lags}`` (``time=`` a period column); ``ssc`` ``"fixest"`` or
+column; vcov ``iid``, ``HC0``, ``HC1``, ``HC2``/``HC3`` (entity effects only: the leverage adds
+``w_i / W_g``), ``{"CRV1": g}`` / ``{"CRV1": "g1+g2"}`` with clusters among the fixed effects,
+``{"CRV3": entity}`` (entity effects only: leave-one-cluster-out slopes from the global Gram
+matrix, per partition), ``{"DK": lags}`` (``time=`` a period column); ``ssc`` ``"fixest"`` or
 ``"linearmodels"`` (``"statsmodels"`` with one effect). Anything else raises a ``ValueError``
 that names what is supported.
 """
@@ -50,8 +52,9 @@ from fastpanel.within import DIRECT_MAX_LEVELS, twoway_gamma, within
 __all__ = ["feols_dask", "SUPPORTED"]
 
 SUPPORTED = ("on Dask, feols supports 'y ~ x1 + x2 | entity' or 'y ~ x1 + x2 | entity + period' with regressors "
-             "named by column; vcov 'iid', 'HC0', 'HC1', {'CRV1': fixed effect(s)} or {'DK': lags} with time=; "
-             "ssc 'fixest' or 'linearmodels' ('statsmodels' with one fixed effect)")
+             "named by column; vcov 'iid', 'HC0', 'HC1', 'HC2'/'HC3' (entity effects only), {'CRV1': fixed effect(s)}, "
+             "{'CRV3': entity} (entity effects only) or {'DK': lags} with time=; ssc 'fixest' or 'linearmodels' "
+             "('statsmodels' with one fixed effect)")
 
 
 @dataclass
@@ -211,7 +214,24 @@ def _gram(part: pd.DataFrame, sp: _Spec, history, center, gamma) -> np.ndarray:
     return Zt.T @ Zt
 
 
-def _score_stats(part: pd.DataFrame, sp: _Spec, history, center, gamma, beta: np.ndarray, kept: list[int]) -> dict:
+def _crv3_cross(X: np.ndarray, yt: np.ndarray, codes: np.ndarray, n_groups: int, A: np.ndarray, b: np.ndarray,
+                beta: np.ndarray) -> np.ndarray:
+    """sum over this partition's clusters g of (b_(-g) - b)(b_(-g) - b)', with
+    b_(-g) = (A - X_g'X_g)^{-1} (X'y - X_g'y_g) equilibrated as in memory (the fixed effects are
+    nested in the clusters, so removing one leaves the others' transformed data unchanged)."""
+    k = X.shape[1]
+    outer = np.zeros((n_groups, k, k))
+    np.add.at(outer, codes, X[:, :, None] * X[:, None, :])
+    xy = cov.group_sums(X * yt[:, None], codes, n_groups)
+    d = 1.0 / np.sqrt(np.maximum(np.diag(A), np.finfo(float).tiny))
+    Ag = (A[None] - outer) * d[None, :, None] * d[None, None, :]
+    rhs = (b[None] - xy) * d[None]
+    diffs = d[None] * np.linalg.solve(Ag, rhs[..., None])[..., 0] - beta[None]
+    return diffs.T @ diffs
+
+
+def _score_stats(part: pd.DataFrame, sp: _Spec, history, center, gamma, beta: np.ndarray, kept: list[int],
+                 kind: str, bread: np.ndarray, A: np.ndarray, b: np.ndarray) -> dict:
     Zt, c = _transformed(part, sp, history, center, gamma)
     X = Zt[:, 1:][:, kept]
     u = Zt[:, 0] - X @ beta
@@ -219,6 +239,16 @@ def _score_stats(part: pd.DataFrame, sp: _Spec, history, center, gamma, beta: np
     ent = c["ent"]
     e_sums = cov.group_sums(s, ent.codes, ent.n_levels)
     out = {"ssr": float(u @ u), "hc": s.T @ s, "entity": e_sums.T @ e_sums}
+    if kind in ("HC2", "HC3"):  # leverage: the slopes' part plus the entity effects' w_i / W_g
+        w = np.ones(X.shape[0]) if c["w"] is None else c["w"]
+        lev = np.einsum("ij,jk,ik->i", X, bread, X) + w / np.bincount(ent.codes, w, minlength=ent.n_levels)[ent.codes]
+        one_minus = 1.0 - lev
+        out["leverage_one"] = int((one_minus <= 1e-12).sum())
+        if not out["leverage_one"]:
+            sc = s / (np.sqrt(one_minus) if kind == "HC2" else one_minus)[:, None]
+            out["hc"] = sc.T @ sc
+    if kind == "CRV3":
+        out["crv3"] = _crv3_cross(X, Zt[:, 0], ent.codes, ent.n_levels, A, b, beta)
     if sp.period:
         n_t = sp.periods.size
         z = cov.group_sums(s, c["per"], n_t)
@@ -280,8 +310,14 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     missing = [c for c in dict.fromkeys(names) if c not in ddf.columns]
     if missing:
         raise ValueError(f"column(s) {missing} are not in the Dask DataFrame; " + SUPPORTED)
-    if spec.kind not in ("iid", "HC0", "HC1", "CRV1", "DK"):
+    if spec.kind not in ("iid", "HC0", "HC1", "HC2", "HC3", "CRV1", "CRV3", "DK"):
         raise ValueError(f"vcov={vcov!r}: " + SUPPORTED)
+    if spec.kind in ("HC2", "HC3") and len(fes) > 1:
+        raise ValueError(f"vcov='{spec.kind}' needs the leverage of the fixed effects, computed exactly for one "
+                         "fixed-effect dimension; use 'HC1' or a clustered covariance with several dimensions")
+    if spec.kind == "CRV3" and (len(fes) > 1 or tuple(spec.clusters) != (fes[0],)):
+        raise ValueError("vcov={'CRV3': ...} on Dask: clusters by the (only) entity effect, whose fixed effects are "
+                         "nested in the clusters; " + SUPPORTED)
     if any(c not in fes for c in spec.clusters):
         raise ValueError(f"vcov={vcov!r}: the cluster variables must be among the fixed effects {fes}; " + SUPPORTED)
     if spec.kind == "DK" and time is None:
@@ -354,7 +390,8 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
 
     # 5. residual statistics and the covariance
     say("round 5/5: residuals and covariance")
-    sc = _run(dask, ddf, _score_stats, sp, history, mean, gamma, params, kept)
+    A, b = gram[1:, 1:][np.ix_(kept, kept)], gram[1:, 0][kept]
+    sc = _run(dask, ddf, _score_stats, sp, history, mean, gamma, params, kept, spec.kind, bread, A, b)
     ssr = sum(s["ssr"] for s in sc)
     epp = np.sum([s["entities_per_period"] for s in sc], axis=0) if period else None
     n_periods = int((epp > 0).sum()) if period else 0  # period levels left in the sample
@@ -367,7 +404,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     )
     k = state.k
     n = n_kept
-    clustered = spec.kind == "CRV1"
+    clustered = spec.kind in ("CRV1", "CRV3")
     cluster_levels = {fes[0]: n_entities}
     if period:
         cluster_levels[period] = n_periods
@@ -393,9 +430,21 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     df_resid = float(n - K)
     if spec.kind == "iid":
         V, df_t = ssr / (n - K) * bread, df_resid
-    elif spec.kind in ("HC0", "HC1"):
+    elif spec.kind.startswith("HC"):
+        lev_one = sum(s.get("leverage_one", 0) for s in sc)
+        if lev_one:
+            raise ValueError(f"vcov='{spec.kind}': {lev_one} observations have leverage 1, so {spec.kind} is "
+                             "undefined; use 'HC1' or a clustered covariance")
         V0 = cov.sandwich(bread, sum(s["hc"] for s in sc))
-        V, df_t = (V0 if spec.kind == "HC0" else n / (n - K) * V0), df_resid
+        scaled = spec.kind == "HC1" or (spec.kind != "HC0" and ssc == "fixest")
+        V, df_t = (n / (n - K) * V0 if scaled else V0), df_resid
+    elif spec.kind == "CRV3":
+        G = n_entities
+        raw = sum(s["crv3"] for s in sc)
+        if ssc == "fixest":
+            V, df_t = (n - 1) / (n - K) * G / (G - 1) * raw, float(G - 1)
+        else:
+            V, df_t = (G - 1) / G * raw, (df_resid if ssc == "linearmodels" else float(G - 1))
     elif spec.kind == "CRV1":
         meats = {fes[0]: sum(s["entity"] for s in sc)}
         if period:

@@ -161,8 +161,8 @@ def feols(
         pooled OLS with an intercept. Text columns must be declared categorical with ``C(x)``.
     data : pandas.DataFrame, polars.DataFrame or dask.dataframe.DataFrame
         A Dask DataFrame is fitted out of core (:mod:`fastpanel.distributed.ols`: entity or
-        entity + period effects, regressors named by column, iid / HC0 / HC1 / CRV1 by the
-        effects / DK), with the same results as in memory.
+        entity + period effects, regressors named by column, iid / HC0-HC3 / CRV1 and CRV3 by
+        the effects / DK), with the same results as in memory.
     vcov : str or dict, default "iid"
         ``"iid"``, ``"HC0"``, ``"HC1"`` (= ``"hetero"``), ``"HC2"``, ``"HC3"``,
         ``{"CRV1": "g"}``, ``{"CRV1": "g1+g2"}``, ``{"CRV3": "g"}``, ``{"DK": lags}`` (needs
