@@ -1,7 +1,9 @@
 """``fastpanel.feols`` on a Dask DataFrame against the in-memory fit of the same rows, on a
 ``distributed.LocalCluster`` of two worker processes: unbalanced panels with gaps, rows in
 random order, partitions that cut entities, NaN rows, singletons (entity and period, removed
-iteratively), weights and 1e6 offsets; every supported covariance type and preset. The
+iteratively), weights and 1e6 offsets; every supported covariance type and preset (statsmodels'
+two-way df count the connected sets of the entity-period graph: a second, disconnected block of
+entities and periods is added to test it). The
 in-memory fit is itself checked against pyfixest, statsmodels and linearmodels elsewhere."""
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def panel(seed: int, N: int = 300, T: int = 9) -> pd.DataFrame:
     df.loc[df.index[[3, 40]], "x1"] = np.nan  # dropped and counted
     single = pd.DataFrame({"x1": [0.3, 0.1], "x2": [1e6, 1e6 + 1], "firm": [10**6, 10**6 + 1], "year": [1990, 2005],
                            "w": [1.0, 1.0], "y": [0.2, 0.4]})  # an entity singleton; a period seen once
-    return pd.concat([df, single], ignore_index=True)
+    block = df.iloc[: n // 10].assign(firm=lambda d: d.firm + 10**7, year=lambda d: d.year + 100)  # disconnected
+    return pd.concat([df, single, block], ignore_index=True)
 
 
 def same(a, b) -> None:
@@ -51,7 +54,7 @@ VCOVS = ["iid", "HC0", "HC1", {"CRV1": "firm"}, {"CRV1": "year"}, {"CRV1": "firm
 
 
 @pytest.mark.parametrize("vcov", VCOVS, ids=str)
-@pytest.mark.parametrize("ssc", ["fixest", "linearmodels"])
+@pytest.mark.parametrize("ssc", ["fixest", "linearmodels", "statsmodels"])
 @pytest.mark.parametrize("weights", [None, "w"])
 def test_two_way_equals_in_memory(dask_client, vcov, ssc, weights) -> None:
     df = panel(1)
@@ -135,8 +138,6 @@ def test_unsupported_and_bad_input(dask_client) -> None:
         fastpanel.feols("y ~ x1 | firm + year", ddf, vcov={"CRV3": "firm"})
     with pytest.raises(ValueError, match="among the fixed effects"):
         fastpanel.feols("y ~ x1 | firm", ddf, vcov={"CRV1": "year"})
-    with pytest.raises(ValueError, match="statsmodels' with two fixed effects"):
-        fastpanel.feols("y ~ x1 | firm + year", ddf, ssc="statsmodels")
     with pytest.raises(ValueError, match="not available on Dask"):
         fastpanel.feols("y ~ x1 | firm", ddf, split="year")
     with pytest.raises(ValueError, match="needs the period column"):

@@ -28,8 +28,9 @@ Supported: ``"y ~ x1 + x2 | entity"`` or ``"... | entity + period"`` with regres
 column; vcov ``iid``, ``HC0``, ``HC1``, ``HC2``/``HC3`` (entity effects only: the leverage adds
 ``w_i / W_g``), ``{"CRV1": g}`` / ``{"CRV1": "g1+g2"}`` with clusters among the fixed effects,
 ``{"CRV3": entity}`` (entity effects only: leave-one-cluster-out slopes from the global Gram
-matrix, per partition), ``{"DK": lags}`` (``time=`` a period column); ``ssc`` ``"fixest"`` or
-``"linearmodels"`` (``"statsmodels"`` with one effect). Anything else raises a ``ValueError``
+matrix, per partition), ``{"DK": lags}`` (``time=`` a period column); every ``ssc`` preset
+(statsmodels' two-way df count the connected sets of the entity-period graph, from the period
+pairs each partition's entities link). Anything else raises a ``ValueError``
 that names what is supported.
 """
 
@@ -53,8 +54,8 @@ __all__ = ["feols_dask", "SUPPORTED"]
 
 SUPPORTED = ("on Dask, feols supports 'y ~ x1 + x2 | entity' or 'y ~ x1 + x2 | entity + period' with regressors "
              "named by column; vcov 'iid', 'HC0', 'HC1', 'HC2'/'HC3' (entity effects only), {'CRV1': fixed effect(s)}, "
-             "{'CRV3': entity} (entity effects only) or {'DK': lags} with time=; ssc 'fixest' or 'linearmodels' "
-             "('statsmodels' with one fixed effect)")
+             "{'CRV3': entity} (entity effects only) or {'DK': lags} with time=; ssc 'fixest', 'linearmodels' or "
+             "'statsmodels'")
 
 
 @dataclass
@@ -111,12 +112,15 @@ class DaskFitState:
     def fe_df_fixest(self) -> int:
         return sum(f.n_levels for f in self.fe_factors) - (len(self.fe_factors) - 1)
 
+    #: connected sets of the entity-period graph (two-way fits)
+    n_components: int = 1
+
     @property
     def fe_df_exact(self) -> int:
+        """Rank of the dummies: L_E (one way), L_E + L_T - c (two ways, c connected sets)."""
         if len(self.fe_factors) == 1:
             return self.fe_factors[0].n_levels
-        raise ValueError("ssc='statsmodels' with two fixed effects needs the connected components of the "
-                         "fixed-effect graph, which the Dask fit does not compute; " + SUPPORTED)
+        return self.fe_factors[0].n_levels + self.fe_factors[1].n_levels - self.n_components
 
 
 # -- per-partition steps ------------------------------------------------------------------------
@@ -257,13 +261,28 @@ def _score_stats(part: pd.DataFrame, sp: _Spec, history, center, gamma, beta: np
         first = np.full(ent.n_levels, -1, dtype=np.int64)
         first[ent.codes] = c["per"]
         pairs = np.unique(ent.codes * np.int64(n_t) + c["per"])
+        # edges between the periods each entity links (its first period to each other one): the
+        # connected sets of the whole entity-period graph are those of the periods' union
+        links = np.unique(first[ent.codes] * np.int64(n_t) + c["per"])
         out.update(period_sums=z, cell=cs.T @ cs, n_cells=cell.n_levels,
                    entity_one_period=bool((first[ent.codes] == c["per"]).all()),
-                   entities_per_period=np.bincount(pairs % n_t, minlength=n_t))
+                   entities_per_period=np.bincount(pairs % n_t, minlength=n_t),
+                   period_links=np.column_stack([links // n_t, links % n_t]))
     if sp.time:
         out["time_sums"] = cov.group_sums(s, c["tim"], sp.times.size)
         out["time_counts"] = np.bincount(c["tim"], minlength=sp.times.size)
     return out
+
+
+def _period_components(links: np.ndarray, present: np.ndarray) -> int:
+    """Connected sets of the entity-period graph, from the period pairs that entities link."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    T = present.size
+    graph = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(T, T))
+    _, labels = connected_components(graph, directed=False)
+    return int(np.unique(labels[present]).size)
 
 
 def _has_cpp() -> bool:
@@ -322,8 +341,6 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         raise ValueError(f"vcov={vcov!r}: the cluster variables must be among the fixed effects {fes}; " + SUPPORTED)
     if spec.kind == "DK" and time is None:
         raise ValueError("vcov={'DK': lags} needs the period column: pass time='year' (the column name)")
-    if ssc == "statsmodels" and len(fes) == 2:
-        raise ValueError("ssc='statsmodels' with two fixed effects: " + SUPPORTED)
     keep_cols = list(dict.fromkeys([lhs] + xs + fes + [c for c in (weights, time) if c]))
     # Shuffled once and kept on the workers (spilled to their disks beyond their memory limit):
     # each round below reads the persisted partitions instead of reading and shuffling again. A
@@ -422,8 +439,10 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
             nest[(period, period)] = True
             nest[(period, fes[0])] = bool((epp[epp > 0] == 1).all())
         nested = [test(nest[(f, c)] for c in spec.clusters) for f in fes]
+    if period:
+        state.n_components = _period_components(np.concatenate([s["period_links"] for s in sc]), epp > 0)
     if ssc == "statsmodels":
-        K = k + n_entities
+        K = k + state.fe_df_exact
     else:
         K = cov.k_total(k, levels, ssc, clustered, nested or [False] * len(levels))
     cov.check_residual_df(n, k, K, state.fe_df_fixest, lambda: state.fe_df_fixest)
