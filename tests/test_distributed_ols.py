@@ -145,3 +145,22 @@ def test_unsupported_and_bad_input(dask_client) -> None:
     neg = dd.from_pandas(df.assign(w=-1.0), npartitions=2)
     with pytest.raises(ValueError, match="must be positive"):
         fastpanel.feols("y ~ x1 | firm", neg, weights="w")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
+@pytest.mark.parametrize("fml", ["y ~ np.log(pos) + I(x1**2) + x1:w | firm + year", "np.log(pos + 10) ~ x1 + x2 | firm"])
+def test_formula_terms_equal_in_memory(dask_client, fml) -> None:
+    """Row-wise terms are built per partition by the in-memory design code; a log of a
+    negative value gives a NaN row, dropped and counted the same way."""
+    df = panel(7).assign(pos=lambda d: np.exp(d.x1.fillna(0.0)))
+    df.loc[df.index[10], "pos"] = -1.0
+    want = fastpanel.feols(fml, df, vcov={"CRV1": "firm"})
+    got = fastpanel.feols(fml, dd.from_pandas(df, npartitions=4, sort=False), vcov={"CRV1": "firm"})
+    assert got.dependent == want.dependent
+    same(want, got)
+
+
+def test_categorical_terms_refused(dask_client) -> None:
+    ddf = dd.from_pandas(panel(8, N=40), npartitions=2, sort=False)
+    with pytest.raises(ValueError, match="categorical terms"):
+        fastpanel.feols("y ~ x1 + C(year) | firm", ddf)

@@ -25,7 +25,7 @@ factors are the in-memory ones (``fastpanel.ols.covariance``). Results equal the
 of the same rows to rounding (1e-10 in the tests).
 
 Supported: ``"y ~ x1 + x2 | entity"`` or ``"... | entity + period"`` with regressors named by
-column; vcov ``iid``, ``HC0``, ``HC1``, ``HC2``/``HC3`` (entity effects only: the leverage adds
+column or by row-wise formula terms (``np.log(x)``, ``x1:x2``; not ``C(x)``); vcov ``iid``, ``HC0``, ``HC1``, ``HC2``/``HC3`` (entity effects only: the leverage adds
 ``w_i / W_g``), ``{"CRV1": g}`` / ``{"CRV1": "g1+g2"}`` with clusters among the fixed effects,
 ``{"CRV3": entity}`` (entity effects only: leave-one-cluster-out slopes from the global Gram
 matrix, per partition), ``{"DK": lags}`` (``time=`` a period column); every ``ssc`` preset
@@ -46,6 +46,7 @@ import pandas as pd
 from fastpanel.distributed.within import _period_codes, _require_dask
 from fastpanel.factor import factorize
 from fastpanel.ols import covariance as cov
+from fastpanel.ols.formula import _design
 from fastpanel.ols.model import CollinearityWarning, _pooled_ssr, _solve
 from fastpanel.ols.results import OLSResults
 from fastpanel.within import DIRECT_MAX_LEVELS, twoway_gamma, within
@@ -53,7 +54,8 @@ from fastpanel.within import DIRECT_MAX_LEVELS, twoway_gamma, within
 __all__ = ["feols_dask", "SUPPORTED"]
 
 SUPPORTED = ("on Dask, feols supports 'y ~ x1 + x2 | entity' or 'y ~ x1 + x2 | entity + period' with regressors "
-             "named by column; vcov 'iid', 'HC0', 'HC1', 'HC2'/'HC3' (entity effects only), {'CRV1': fixed effect(s)}, "
+             "named by column or row-wise terms (np.log(x), x1:x2; not C(x)); vcov 'iid', 'HC0', 'HC1', "
+             "'HC2'/'HC3' (entity effects only), {'CRV1': fixed effect(s)}, "
              "{'CRV3': entity} (entity effects only) or {'DK': lags} with time=; ssc 'fixest', 'linearmodels' or "
              "'statsmodels'")
 
@@ -274,6 +276,35 @@ def _score_stats(part: pd.DataFrame, sp: _Spec, history, center, gamma, beta: np
     return out
 
 
+_Y_COLUMN = "__fastpanel_y__"
+
+
+def _formula_columns(formula: str) -> list[str]:
+    from fastpanel.ols.formula import _required
+
+    return _required(formula)
+
+
+def _design_frame(part: pd.DataFrame, lhs: str, rhs: str, extra: list[str], names: list[str] | None = None
+                  ) -> pd.DataFrame:
+    """The partition's dependent variable and regressors by the in-memory design code (formula
+    terms evaluated row by row), with the id, weight and time columns carried along."""
+    from fastpanel.ols.formula import _design
+
+    if len(part) == 0 and names is not None:
+        cols = {_Y_COLUMN: pd.Series(dtype=np.float64), **{n: pd.Series(dtype=np.float64) for n in names}}
+        return pd.DataFrame(cols).assign(**{c: part[c] for c in extra})
+    with np.errstate(all="ignore"):  # log of <= 0 gives NaN: those rows are dropped and counted
+        y, X, got, _, _ = _design(lhs, rhs, part, True)
+    if names is not None and got != names:
+        raise ValueError(f"the formula's terms differ between partitions ({got} vs {names})")
+    out = pd.DataFrame(X, columns=got, index=part.index)
+    out.insert(0, _Y_COLUMN, y)
+    for c in extra:
+        out[c] = part[c].to_numpy()
+    return out
+
+
 def _period_components(links: np.ndarray, present: np.ndarray) -> int:
     """Connected sets of the entity-period graph, from the period pairs that entities link."""
     from scipy.sparse import coo_matrix
@@ -325,10 +356,26 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     if not 1 <= len(fes) <= 2:
         raise ValueError(f"formula {fml!r}: " + SUPPORTED)
     xs = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "0", "1")]
-    names = [lhs] + xs + fes + [c for c in (weights, time) if c] + [str(c) for c in spec.clusters]
+    plain = all(t in ddf.columns for t in [lhs] + xs)
+    needed = ([lhs] + xs) if plain else _formula_columns(f"{lhs} ~ {rhs}")
+    names = needed + fes + [c for c in (weights, time) if c] + [str(c) for c in spec.clusters]
     missing = [c for c in dict.fromkeys(names) if c not in ddf.columns]
     if missing:
         raise ValueError(f"column(s) {missing} are not in the Dask DataFrame; " + SUPPORTED)
+    extra_cols = list(dict.fromkeys(fes + [c for c in (weights, time) if c]))
+    y_col = lhs
+    if not plain:
+        # Row-wise formula terms (np.log(x), x1:x2, I(x**2)) are built per partition by the
+        # in-memory design code; categorical terms need the levels of the whole data: refused.
+        if "C(" in rhs or "C(" in lhs:
+            raise ValueError(f"formula {fml!r}: categorical terms C(...) are not available on Dask (their levels "
+                             "span partitions); add dummy columns first, or " + SUPPORTED)
+        sample = ddf[needed + extra_cols].head(20, npartitions=-1)
+        with np.errstate(all="ignore"):
+            xs = list(_design(lhs, rhs, sample, True)[2])  # the term names (they do not depend on the rows)
+        meta = _design_frame(sample.iloc[:0], lhs, rhs, extra_cols, xs)
+        ddf = ddf[needed + extra_cols].map_partitions(_design_frame, lhs, rhs, extra_cols, xs, meta=meta)
+        y_col = _Y_COLUMN
     if spec.kind not in ("iid", "HC0", "HC1", "HC2", "HC3", "CRV1", "CRV3", "DK"):
         raise ValueError(f"vcov={vcov!r}: " + SUPPORTED)
     if spec.kind in ("HC2", "HC3") and len(fes) > 1:
@@ -341,7 +388,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         raise ValueError(f"vcov={vcov!r}: the cluster variables must be among the fixed effects {fes}; " + SUPPORTED)
     if spec.kind == "DK" and time is None:
         raise ValueError("vcov={'DK': lags} needs the period column: pass time='year' (the column name)")
-    keep_cols = list(dict.fromkeys([lhs] + xs + fes + [c for c in (weights, time) if c]))
+    keep_cols = list(dict.fromkeys([y_col] + xs + extra_cols))
     # Shuffled once and kept on the workers (spilled to their disks beyond their memory limit):
     # each round below reads the persisted partitions instead of reading and shuffling again. A
     # lost worker's partitions are recomputed from the graph (the same rows, the same numbers).
@@ -351,7 +398,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     if periods is not None and periods.size > DIRECT_MAX_LEVELS:
         raise ValueError(f"the period effect {period!r} has {periods.size} levels; at most {DIRECT_MAX_LEVELS}: "
                          + SUPPORTED)
-    sp = _Spec(lhs, xs, fes[0], period, time, weights, periods,
+    sp = _Spec(y_col, xs, fes[0], period, time, weights, periods,
                _levels(ddf, time) if time else None, drop_singletons)
 
     # 1. cleaning (singletons: rounds until the global period counts stop changing)

@@ -161,7 +161,7 @@ def feols(
         pooled OLS with an intercept. Text columns must be declared categorical with ``C(x)``.
     data : pandas.DataFrame, polars.DataFrame or dask.dataframe.DataFrame
         A Dask DataFrame is fitted out of core (:mod:`fastpanel.distributed.ols`: entity or
-        entity + period effects, regressors named by column, iid / HC0-HC3 / CRV1 and CRV3 by
+        entity + period effects, row-wise terms (not ``C(x)``), iid / HC0-HC3 / CRV1 and CRV3 by
         the effects / DK), with the same results as in memory.
     vcov : str or dict, default "iid"
         ``"iid"``, ``"HC0"``, ``"HC1"`` (= ``"hetero"``), ``"HC2"``, ``"HC3"``,
