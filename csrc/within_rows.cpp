@@ -12,10 +12,13 @@
 //   algorithm then streams through a bucket's staged rows with its totals in cache:
 //     pass 1: xbar_a (A means), then r_B += w (x - xbar_A), and S from the B levels of each A
 //             level (their bit set when unweighted with <= 64 B levels, else pair by pair);
-//     pass 2: alpha_a = mean over a of (x - gamma_B), then x - alpha_A - gamma_B in place.
+//     pass 2: alpha_a = xbar_a (kept from pass 1) - mean over a of gamma_B (a sweep over the
+//             ids, not the staged rows), then x - alpha_A - gamma_B in place; one-way:
+//             alpha = the A means, from one sweep.
 //   A last streamed pass gathers the staged results back into the input row order.
-//   Cost O(n p): three streamed reads of the n x p values and two writes; random access only
-//   inside a bucket's table. Extra memory: the staged n x p values and two int32 codes per row.
+//   Cost O(n p): four streamed reads of the n x p values (X, and the staged copy in pass 1,
+//   pass 2 and the gather) and three writes; random access only inside a bucket's table. Extra
+//   memory: the staged n x p values, two int32 codes per row, and n_A x p means.
 //   One-way is the same with no B dimension (gamma = 0).
 //
 // Determinism: the scatter runs over kPartChunks fixed row chunks whose bucket cursors come
@@ -256,7 +259,7 @@ private:
     }
 
     template <bool Weighted>
-    void pass1_impl(bool want_schur, double* r_B, double* schur_BB) const {
+    void pass1_impl(bool want_schur, double* r_B, double* schur_BB) {
         const i64 n_b = n_b_, p = p_;
         const i64 max_groups = (want_schur && n_b > 256) ? 4 : 16;
         const i64 n_groups = std::min<i64>(n_chunks_ > 1 ? max_groups : 1, n_buckets_);
@@ -267,6 +270,8 @@ private:
         const i32* la = la_->get();
         const i32* lb = lb_->get();
         const double* wk = Weighted ? wk_->get() : nullptr;
+        xbar_ = std::make_unique<HugeBuffer<double>>(n_a_ * p);
+        double* xbar = xbar_->get();
 #pragma omp parallel for schedule(dynamic, 1) if (n_groups > 1)
         for (i64 grp = 0; grp < n_groups; ++grp) {
             double* r_t = r_local.data() + static_cast<size_t>(grp) * n_b * p;
@@ -294,6 +299,8 @@ private:
                     const double inv = wt[l] > 0.0 ? 1.0 / wt[l] : 0.0;
                     for (i64 j = 0; j < p; ++j) mean[l * p + j] *= inv;
                 }
+                // kept for pass 2, which then reads the staged rows once instead of twice
+                std::copy(mean.begin(), mean.end(), xbar + level_lo(bk) * p);
                 for (i64 k = k0; k < k1; ++k) {  // r_B += w (x - xbar_A)
                     const double* m = mean.data() + la[k] * p;
                     const double* x = xk + k * p;
@@ -323,6 +330,24 @@ private:
             const i64 e = level_hi(bk) - level_lo(bk), k0 = bstart_[bk], k1 = bstart_[bk + 1];
             level_weights<Weighted>(bk, wt);
             alpha.assign(e * p, 0.0);
+            if (xbar_ && lb) {
+                // alpha_a = xbar_a - sum_{rows of a} w gamma_B / W_a: pass 1's means and a sweep
+                // over the ids (not the staged rows)
+                for (i64 k = k0; k < k1; ++k) {
+                    double* al = alpha.data() + la[k] * p;
+                    const double* g = gamma_B + lb[k];
+                    const double wq = Weighted ? wk[k] : 1.0;
+                    for (i64 j = 0; j < p; ++j) al[j] += Weighted ? wq * g[j * n_b] : g[j * n_b];
+                }
+                const double* xb = xbar_->get() + level_lo(bk) * p;
+                for (i64 l = 0; l < e; ++l) {
+                    const double inv = wt[l] > 0.0 ? 1.0 / wt[l] : 0.0;
+                    for (i64 j = 0; j < p; ++j) {
+                        alpha[l * p + j] = xb[l * p + j] - alpha[l * p + j] * inv;
+                        bad += !std::isfinite(alpha[l * p + j]);
+                    }
+                }
+            } else {
             for (i64 k = k0; k < k1; ++k) {  // alpha_a = mean over a of (x - gamma_B)
                 double* al = alpha.data() + la[k] * p;
                 const double* x = xk + k * p;
@@ -341,6 +366,7 @@ private:
                     alpha[l * p + j] *= inv;
                 }
             }
+            }
             for (i64 k = k0; k < k1; ++k) {  // x - alpha_A - gamma_B, in place
                 const double* al = alpha.data() + la[k] * p;
                 double* x = xk + k * p;
@@ -353,6 +379,7 @@ private:
             }
         }
         n_nonfinite_ = bad;
+        xbar_.reset();
         // Back to the input row order: the scatter's cursors again, streamed.
         for_row_blocks([&](i64 lo, i64 m, const i64* kbuf) {
             for (i64 j = 0; j < p; ++j) {  // each column of out written as one stream
@@ -370,7 +397,7 @@ private:
     bool weighted_ = false;
     i64 n_nonfinite_ = 0;
     std::vector<i64> bstart_, cursor_;
-    std::unique_ptr<HugeBuffer<double>> xk_, wk_;
+    std::unique_ptr<HugeBuffer<double>> xk_, wk_, xbar_;  // xbar_: pass 1's A means (n_a x p)
     std::unique_ptr<HugeBuffer<i32>> la_, lb_;
 };
 
