@@ -43,10 +43,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fastpanel.distributed.within import _period_codes, _require_dask
+from fastpanel.distributed.within import _period_codes, _require_dask, period_apply, period_schur, within_kernels
 from fastpanel.factor import factorize
 from fastpanel.ols import covariance as cov
-from fastpanel.ols.formula import _design
+from fastpanel.ols.formula import _design, _parse, _required
 from fastpanel.ols.model import CollinearityWarning, _pooled_ssr, _solve
 from fastpanel.ols.results import OLSResults
 from fastpanel.within import DIRECT_MAX_LEVELS, twoway_gamma, within
@@ -100,6 +100,7 @@ class DaskFitState:
     backend: str
     pooled_ssr: float
     vcov: tuple[np.ndarray, float] | None = None
+    n_components: int = 1  # connected sets of the entity-period graph (two-way fits)
     extra: dict[str, Any] = field(default_factory=dict)
     has_intercept: bool = False
     weights: None = None
@@ -113,9 +114,6 @@ class DaskFitState:
     @property
     def fe_df_fixest(self) -> int:
         return sum(f.n_levels for f in self.fe_factors) - (len(self.fe_factors) - 1)
-
-    #: connected sets of the entity-period graph (two-way fits)
-    n_components: int = 1
 
     @property
     def fe_df_exact(self) -> int:
@@ -180,16 +178,11 @@ def _moments(part: pd.DataFrame, sp: _Spec, history: list[np.ndarray]) -> dict:
 
 
 def _schur(part: pd.DataFrame, sp: _Spec, history: list[np.ndarray], center: np.ndarray) -> dict:
-    from fastpanel._backend import kernel_module
-
     c = _clean(part, sp, history)
     n_t = sp.periods.size
     if c["n_kept"] == 0:
         return {"r": np.zeros((n_t, center.size)), "S": np.zeros((n_t, n_t))}
-    kern = kernel_module("cpp" if _has_cpp() else "numba", "within")
-    order = c["ent"].order
-    r, S = kern.twoway_pass1(np.asfortranarray(c["Z"] - center), np.empty(0, dtype=np.int64) if order is None else order,
-                             c["ent"].group_starts, c["per"], n_t, np.empty(0) if c["w"] is None else c["w"], True)
+    r, S = period_schur(np.asfortranarray(c["Z"] - center), c["ent"], c["per"], n_t, c["w"])
     return {"r": r, "S": S}
 
 
@@ -203,13 +196,7 @@ def _transformed(part: pd.DataFrame, sp: _Spec, history: list[np.ndarray], cente
     if gamma is None:
         out = within(Z, c["ent"].codes, weights=c["w"])
     else:
-        from fastpanel._backend import kernel_module
-
-        kern = kernel_module("cpp" if _has_cpp() else "numba", "within")
-        out = np.empty_like(Z, order="F")
-        order = c["ent"].order
-        kern.twoway_pass2(Z, out, np.empty(0, dtype=np.int64) if order is None else order, c["ent"].group_starts,
-                          c["per"], gamma, np.empty(0) if c["w"] is None else c["w"])
+        out = period_apply(Z, c["ent"], c["per"], gamma, c["w"])
     if c["w"] is not None:
         out = out * np.sqrt(c["w"])[:, None]
     return out, c
@@ -279,18 +266,10 @@ def _score_stats(part: pd.DataFrame, sp: _Spec, history, center, gamma, beta: np
 _Y_COLUMN = "__fastpanel_y__"
 
 
-def _formula_columns(formula: str) -> list[str]:
-    from fastpanel.ols.formula import _required
-
-    return _required(formula)
-
-
 def _design_frame(part: pd.DataFrame, lhs: str, rhs: str, extra: list[str], names: list[str] | None = None
                   ) -> pd.DataFrame:
     """The partition's dependent variable and regressors by the in-memory design code (formula
     terms evaluated row by row), with the id, weight and time columns carried along."""
-    from fastpanel.ols.formula import _design
-
     if len(part) == 0 and names is not None:
         cols = {_Y_COLUMN: pd.Series(dtype=np.float64), **{n: pd.Series(dtype=np.float64) for n in names}}
         return pd.DataFrame(cols).assign(**{c: part[c] for c in extra})
@@ -314,12 +293,6 @@ def _period_components(links: np.ndarray, present: np.ndarray) -> int:
     graph = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(T, T))
     _, labels = connected_components(graph, directed=False)
     return int(np.unique(labels[present]).size)
-
-
-def _has_cpp() -> bool:
-    from fastpanel._backend import available_backends
-
-    return bool(available_backends()["cpp"][0])
 
 
 # -- orchestration ------------------------------------------------------------------------------
@@ -346,8 +319,6 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     client, or Dask's default scheduler when there is none.
     """
     say = progress if progress is not None else (lambda _msg: None)
-    from fastpanel.ols.formula import _parse
-
     dask, dd = _require_dask()
     spec = cov.parse_vcov(vcov)
     if ssc not in cov.SSC_PRESETS:
@@ -357,7 +328,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         raise ValueError(f"formula {fml!r}: " + SUPPORTED)
     xs = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "0", "1")]
     plain = all(t in ddf.columns for t in [lhs] + xs)
-    needed = ([lhs] + xs) if plain else _formula_columns(f"{lhs} ~ {rhs}")
+    needed = ([lhs] + xs) if plain else _required(f"{lhs} ~ {rhs}")
     names = needed + fes + [c for c in (weights, time) if c] + [str(c) for c in spec.clusters]
     missing = [c for c in dict.fromkeys(names) if c not in ddf.columns]
     if missing:
@@ -464,7 +435,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         yname=lhs, names=kept_names, params=params, bread=bread, ssr=ssr, tss_within=float(gram[0, 0]),
         tss=float(C[0, 0]), nobs=n_kept, n_dropped=n_nan, n_singletons=n_total_ok - n_kept,
         fe_factors=[_Levels(L) for L in levels], fe_names=list(fes), dropped=dropped,
-        backend="cpp" if _has_cpp() else "numba", pooled_ssr=_pooled_ssr(C),
+        backend=within_kernels()[0], pooled_ssr=_pooled_ssr(C),
     )
     k = state.k
     n = n_kept
@@ -492,7 +463,7 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         K = k + state.fe_df_exact
     else:
         K = cov.k_total(k, levels, ssc, clustered, nested or [False] * len(levels))
-    cov.check_residual_df(n, k, K, state.fe_df_fixest, lambda: state.fe_df_fixest)
+    cov.check_residual_df(n, k, K, state.fe_df_fixest, lambda: state.fe_df_exact)
     df_resid = float(n - K)
     if spec.kind == "iid":
         V, df_t = ssr / (n - K) * bread, df_resid
@@ -501,16 +472,10 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         if lev_one:
             raise ValueError(f"vcov='{spec.kind}': {lev_one} observations have leverage 1, so {spec.kind} is "
                              "undefined; use 'HC1' or a clustered covariance")
-        V0 = cov.sandwich(bread, sum(s["hc"] for s in sc))
-        scaled = spec.kind == "HC1" or (spec.kind != "HC0" and ssc == "fixest")
-        V, df_t = (n / (n - K) * V0 if scaled else V0), df_resid
+        V, df_t = cov.hc_scale(spec.kind, ssc, n, K) * cov.sandwich(bread, sum(s["hc"] for s in sc)), df_resid
     elif spec.kind == "CRV3":
-        G = n_entities
-        raw = sum(s["crv3"] for s in sc)
-        if ssc == "fixest":
-            V, df_t = (n - 1) / (n - K) * G / (G - 1) * raw, float(G - 1)
-        else:
-            V, df_t = (G - 1) / G * raw, (df_resid if ssc == "linearmodels" else float(G - 1))
+        scale, df_t = cov.crv3_scale(ssc, n, K, n_entities)
+        V = scale * sum(s["crv3"] for s in sc)
     elif spec.kind == "CRV1":
         meats = {fes[0]: sum(s["entity"] for s in sc)}
         if period:

@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from fastpanel.factor import factorize
-from fastpanel.within import DIRECT_MAX_LEVELS, twoway_gamma, within
+from fastpanel.within import DIRECT_MAX_LEVELS, _order_arg, twoway_gamma, within
+
+_EMPTY_F64 = np.empty(0, dtype=np.float64)
 
 __all__ = ["within_dask"]
 
@@ -76,11 +78,33 @@ def _count_bad(part: pd.DataFrame, columns: list[str], entity: str, weights: str
     return pd.Series([_bad_rows(X, ent, None, w)])
 
 
+def within_kernels() -> tuple[str, Any]:
+    """The within kernel module of the backend in force (on a worker: its default)."""
+    from fastpanel._backend import kernel_module, resolve_backend
+
+    name = resolve_backend(None, "within")
+    return name, kernel_module(name, "within")
+
+
+def period_schur(X: np.ndarray, ent: Any, per: np.ndarray, n_t: int, w: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1 on one partition's rows: ``(r_p, S_p)`` of the period Schur system, entities
+    eliminated (the in-memory first pass; ``ent`` a Factor of the partition's entities)."""
+    _, kern = within_kernels()
+    return kern.twoway_pass1(X, _order_arg(ent), ent.group_starts, per, n_t, _EMPTY_F64 if w is None else w, True)
+
+
+def period_apply(X: np.ndarray, ent: Any, per: np.ndarray, gamma: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """Step 3 on one partition's rows: ``x - alpha_E - gamma_T`` (the in-memory second pass)."""
+    _, kern = within_kernels()
+    out = np.empty_like(X, order="F")
+    kern.twoway_pass2(X, out, _order_arg(ent), ent.group_starts, per, gamma, _EMPTY_F64 if w is None else w)
+    return out
+
+
 def _partials(part: pd.DataFrame, columns: list[str], entity: str, time: str, weights: str | None,
               periods: np.ndarray) -> dict:
     """Step 1 on one partition: S_p, r_p, the row and entity counts, and the bad rows."""
-    from fastpanel._backend import kernel_module
-
     X, ent, w = _part_arrays(part, columns, entity, weights)
     t = _period_codes(part, time, periods)
     n_t = periods.size
@@ -88,10 +112,7 @@ def _partials(part: pd.DataFrame, columns: list[str], entity: str, time: str, we
     if bad or X.shape[0] == 0:
         return {"bad": bad, "n": X.shape[0], "n_entities": ent.n_levels, "r": np.zeros((n_t, len(columns))),
                 "S": np.zeros((n_t, n_t))}
-    kern = kernel_module("cpp" if _has_cpp() else "numba", "within")
-    order = ent.order
-    r, S = kern.twoway_pass1(X, np.empty(0, dtype=np.int64) if order is None else order, ent.group_starts, t, n_t,
-                             np.empty(0) if w is None else w, True)
+    r, S = period_schur(X, ent, t, n_t, w)
     return {"bad": 0, "n": X.shape[0], "n_entities": ent.n_levels, "r": r, "S": S}
 
 
@@ -104,21 +125,8 @@ def _apply(part: pd.DataFrame, columns: list[str], entity: str, time: str | None
     if time is None:
         out = within(X, ent.codes, weights=w)
     else:
-        from fastpanel._backend import kernel_module
-
-        kern = kernel_module("cpp" if _has_cpp() else "numba", "within")
-        t = _period_codes(part, time, periods)
-        out = np.empty_like(X, order="F")
-        order = ent.order
-        kern.twoway_pass2(X, out, np.empty(0, dtype=np.int64) if order is None else order, ent.group_starts, t,
-                          gamma, np.empty(0) if w is None else w)
+        out = period_apply(X, ent, _period_codes(part, time, periods), gamma, w)
     return pd.DataFrame(out, columns=columns, index=part.index)
-
-
-def _has_cpp() -> bool:
-    from fastpanel._backend import available_backends
-
-    return bool(available_backends()["cpp"][0])
 
 
 def within_dask(ddf: Any, columns: Sequence[str], entity: str, time: str | None = None, *,

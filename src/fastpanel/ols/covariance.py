@@ -73,7 +73,9 @@ __all__ = [
     "check_residual_df",
     "cluster_meat",
     "crv1_scale",
+    "crv3_scale",
     "dk_scale",
+    "hc_scale",
     "k_total",
     "score_group_sums",
     "hc_scores",
@@ -369,6 +371,20 @@ def crv1_scale(ssc: str, n: int, K: int, G: int, g_min: int) -> float:
     return n / (n - K)
 
 
+def hc_scale(kind: str, ssc: str, n: int, K: int) -> float:
+    """Factor of the HC0-HC3 sandwich (fixest scales HC2/HC3 too; the others only HC1)."""
+    if kind == "HC1" or (kind != "HC0" and ssc == "fixest"):
+        return n / (n - K)
+    return 1.0
+
+
+def crv3_scale(ssc: str, n: int, K: int, G: int) -> tuple[float, float]:
+    """Factor of ``sum_g (b_(-g) - b)(b_(-g) - b)'`` and the df of its t distribution."""
+    if ssc == "fixest":
+        return (n - 1) / (n - K) * G / (G - 1), float(G - 1)
+    return (G - 1) / G, (float(n - K) if ssc == "linearmodels" else float(G - 1))
+
+
 def dk_scale(ssc: str, n: int, K: int, T: int) -> tuple[float, float]:
     """Factor of the Driscoll-Kraay sandwich and the df of its t distribution."""
     if ssc == "linearmodels":
@@ -411,12 +427,7 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
     if kind.startswith("HC"):
         lev = _fe_leverage(state) if kind in ("HC2", "HC3") else None
         scores = hc_scores(kind, X, state.resid(), bread, lev)
-        V0 = sandwich(bread, scores.T @ scores)
-        if kind == "HC0":
-            return V0, df_resid
-        if ssc == "fixest" or kind == "HC1":
-            return n / (n - K) * V0, df_resid
-        return V0, df_resid
+        return hc_scale(kind, ssc, n, K) * sandwich(bread, scores.T @ scores), df_resid
     if kind == "CRV1":
         parts = [(c, 1.0) for c in clusters]
         if len(clusters) == 2:
@@ -431,10 +442,8 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
         c = clusters[0]
         G = c.n_levels
         diffs = _crv3_params(state, c.codes, G) - state.params
-        raw = diffs.T @ diffs
-        if ssc == "fixest":
-            return (n - 1) / (n - K) * G / (G - 1) * raw, float(G - 1)
-        return (G - 1) / G * raw, (df_resid if ssc == "linearmodels" else float(G - 1))
+        scale, df_t = crv3_scale(ssc, n, K, G)
+        return scale * (diffs.T @ diffs), df_t
     if kind == "DK":
         t = state.extra["__time__"]
         T = t.n_levels

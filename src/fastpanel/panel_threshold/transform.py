@@ -141,31 +141,7 @@ class PanelTransform:
             grp = np.stack([self.entity, N + self.time, np.full(n, N + Tn)], axis=1).astype(np.int64)
             C = np.concatenate([np.full(N, -1.0 / Tn), np.full(Tn, -1.0 / N), [1.0 / (N * Tn)]])
             return h, grp, np.ones((n, 3, 1)), C.reshape(-1, 1, 1)
-        return self._unbalanced_twoway_form()
-
-    def _unbalanced_twoway_form(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """A'A = I - P_E - M_E D_T S^+ D_T' M_E for unbalanced two-way effects.
-
-        ``S = D_T' M_E D_T`` is the period block's Schur complement (as in the within transform).
-        Entity groups carry ``-1/T_i`` on their plain sums (weight vector 0); one global group
-        carries ``-S^+`` on the T sums ``v_t(a) = sum_j a_j (1[t_j = t] - c_{i_j t} / T_{i_j})``
-        = (D_T' M_E a)_t, so every term is still a running sum updated per observation.
-        """
-        n, N, Tn = self.n, self.n_entities, self.n_periods
-        T = self.counts
-        cells = np.zeros((N, Tn))
-        np.add.at(cells, (self.entity, self.time), 1.0)
-        share = cells / T[:, None]  # c_it / T_i
-        schur = np.diag(cells.sum(axis=0)) - cells.T @ share
-        cw = np.zeros((n, 2, Tn))
-        cw[:, 0, 0] = 1.0
-        cw[np.arange(n), 1, self.time] = 1.0
-        cw[:, 1, :] -= share[self.entity]
-        C = np.zeros((N + 1, Tn, Tn))
-        C[:N, 0, 0] = -1.0 / T
-        C[N] = -np.linalg.pinv(schur, rcond=1e-12, hermitian=True)
-        grp = np.stack([self.entity, np.full(n, N)], axis=1).astype(np.int64)
-        return np.ones(n), grp, cw, C
+        return self._other_effects_form()  # O = the period dummies
 
     def _other_codes(self) -> tuple[np.ndarray, int]:
         """(n, m) stacked level of each row in every effect but the entity's, and their total K."""
@@ -191,9 +167,12 @@ class PanelTransform:
         return cells, share, gram - cells.T @ share
 
     def _other_effects_form(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """A'A = I - P_E - M_E O S^+ O' M_E for entity effects plus any other effects: as the
-        unbalanced two-way form, with one weight per level of the other effects,
-        ``v_k(a) = (O' M_E a)_k = sum_j a_j (O_jk - c_{i_j k} / T_{i_j})``."""
+        """A'A = I - P_E - M_E O S^+ O' M_E for entity effects plus other effects (unbalanced
+        periods, extra effects), ``O`` their stacked dummies and ``S = O' M_E O`` their Schur
+        complement. Entity groups carry ``-1/T_i`` on their plain sums (weight vector 0); one
+        global group carries ``-S^+`` on the K sums ``v_k(a) = (O' M_E a)_k
+        = sum_j a_j (O_jk - c_{i_j k} / T_{i_j})``, so every term is still a running sum updated
+        per observation."""
         n, N = self.n, self.n_entities
         codes, K = self._other_codes()
         _, share, schur = self._other_schur
