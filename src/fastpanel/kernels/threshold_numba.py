@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["precompute", "residualize", "scan_batch"]
+__all__ = ["precompute", "residualize", "scan_batch", "scan_combine", "scan_sums"]
 
 
 @njit(cache=True)
@@ -144,6 +144,133 @@ def _solve_psd(E, d, out, scale, v):  # pragma: no cover - compiled
     return total
 
 
+@njit(cache=True)
+def _sums_one(u, cuts, fidx, zs, grp, cw, C, RC, CROSS):  # pragma: no cover - compiled
+    """The additive part of the sweep for one replicate: ``RC[g] = Z_g' u`` and ``CROSS[g, a]``,
+    the group part of ``Q(Z_g, Z_f)`` for each fixed threshold ``f = cuts[fidx[a]]``.
+
+    Both are sums over observations (and over the groups they touch), so partitions that hold
+    whole groups can compute them separately and add them (the distributed sweep).
+    """
+    n_gr = grp.shape[1]
+    nc = cw.shape[2]
+    n_groups = C.shape[0]
+    m = fidx.shape[0]
+    pz = zs.shape[1]
+    G = cuts.shape[0]
+    # group sums of Z_f for each fixed threshold: s_f[a, grp, al, p]
+    sf = np.zeros((m, n_groups, nc, pz))
+    for a in range(m):
+        cf = cuts[fidx[a]]
+        for j in range(cf):
+            for t in range(n_gr):
+                gid = grp[j, t]
+                for al in range(nc):
+                    for p in range(pz):
+                        sf[a, gid, al, p] += cw[j, t, al] * zs[j, p]
+    rc = np.zeros(pz)
+    cross = np.zeros((m, pz, pz))
+    pos = 0
+    for gi in range(G):
+        c = cuts[gi]
+        while pos < c:
+            j = pos
+            uj = u[j]
+            for p in range(pz):
+                rc[p] += zs[j, p] * uj
+            for a in range(m):
+                for t in range(n_gr):
+                    gid = grp[j, t]
+                    for al in range(nc):
+                        for be in range(nc):
+                            cab = C[gid, al, be]
+                            if cab == 0.0:
+                                continue
+                            coef = cab * cw[j, t, al]
+                            for p in range(pz):
+                                for q in range(pz):
+                                    cross[a, p, q] += coef * zs[j, p] * sf[a, gid, be, q]
+            pos += 1
+        RC[gi] = rc
+        CROSS[gi] = cross
+
+
+@njit(cache=True)
+def _combine_one(RC, CROSS, ee_r, fidx, H, Kcc, P, Binv, S_r):  # pragma: no cover - compiled
+    """S(g) for one replicate from its sums (:func:`_sums_one`, added over partitions); returns S_F."""
+    G, m = CROSS.shape[0], CROSS.shape[1]
+    pz = Kcc.shape[1]
+    k = P.shape[1]
+    mp = m * pz
+    QCF = np.empty((G, m, pz, pz))
+    for gi in range(G):
+        for a in range(m):
+            hi = gi if gi < fidx[a] else fidx[a]
+            for p in range(pz):
+                for q in range(pz):
+                    QCF[gi, a, p, q] = CROSS[gi, a, p, q] + H[hi, p, q]
+    # B^-1 P(f) for the fixed thresholds
+    BPf = np.zeros((m, k, pz))
+    for a in range(m):
+        fa = fidx[a]
+        for i1 in range(k):
+            for i2 in range(k):
+                for p in range(pz):
+                    BPf[a, i1, p] += Binv[i1, i2] * P[fa, i2, p]
+    # K_ff (mp x mp) and r_f
+    Kff = np.empty((mp, mp))
+    rf = np.empty(mp)
+    for a in range(m):
+        fa = fidx[a]
+        for p in range(pz):
+            rf[a * pz + p] = RC[fa, p]
+        for b in range(m):
+            for p in range(pz):
+                for q in range(pz):
+                    acc = QCF[fa, b, p, q]
+                    for i1 in range(k):
+                        acc -= P[fa, i1, p] * BPf[b, i1, q]
+                    Kff[a * pz + p, b * pz + q] = acc
+    Kffinv = np.linalg.inv(Kff) if m > 0 else np.zeros((0, 0))
+    wf = np.zeros(mp)
+    sF = ee_r
+    for s1 in range(mp):
+        for s2 in range(mp):
+            wf[s1] += Kffinv[s1, s2] * rf[s2]
+        sF -= rf[s1] * wf[s1]
+    Kcf = np.empty((pz, mp))
+    E = np.empty((pz, pz))
+    d = np.empty(pz)
+    L = np.zeros((pz, pz))
+    scale = np.empty(pz)
+    vbuf = np.empty(pz)
+    for gi in range(G):
+        for p in range(pz):
+            scale[p] = max(Kcc[gi, p, p], 1e-300)
+        for a in range(m):
+            for p in range(pz):
+                for q in range(pz):
+                    acc = QCF[gi, a, p, q]
+                    for i1 in range(k):
+                        acc -= P[gi, i1, p] * BPf[a, i1, q]
+                    Kcf[p, a * pz + q] = acc
+        for p in range(pz):
+            acc = RC[gi, p]
+            for t in range(mp):
+                acc -= Kcf[p, t] * wf[t]
+            d[p] = acc
+        for p in range(pz):
+            for q in range(pz):
+                acc = Kcc[gi, p, q]
+                for s1 in range(mp):
+                    for s2 in range(mp):
+                        acc -= Kcf[p, s1] * Kffinv[s1, s2] * Kcf[q, s2]
+                E[p, q] = acc
+        gain = _solve_psd(E, d, L, scale, vbuf)
+        S_r[gi] = sF - gain
+    return sF
+
+
 @njit(parallel=True, cache=True)
 def scan_batch(U, ee, cuts, fixed_idx, zs, h, grp, cw, C, H, Kcc, P, Binv):  # pragma: no cover
     """S(g) for every candidate and every replicate given its fixed thresholds.
@@ -165,120 +292,47 @@ def scan_batch(U, ee, cuts, fixed_idx, zs, h, grp, cw, C, H, Kcc, P, Binv):  # p
     S : (R, G) residual sums of squares (``S_F`` where the candidate adds nothing).
     SF : (R,) residual sum of squares with the fixed thresholds only.
     """
-    R, n = U.shape
+    R = U.shape[0]
     G = cuts.shape[0]
     m = fixed_idx.shape[1]
     pz = zs.shape[1]
-    k = P.shape[1]
-    n_gr = grp.shape[1]
-    nc = cw.shape[2]
-    n_groups = C.shape[0]
     S = np.empty((R, G))
     SF = np.empty(R)
-    mp = m * pz
     for r in prange(R):
-        fidx = fixed_idx[r]
-        # group sums of Z_f for each fixed threshold: s_f[a, grp, al, p]
-        sf = np.zeros((m, n_groups, nc, pz))
-        for a in range(m):
-            cf = cuts[fidx[a]]
-            for j in range(cf):
-                for t in range(n_gr):
-                    gid = grp[j, t]
-                    for al in range(nc):
-                        for p in range(pz):
-                            sf[a, gid, al, p] += cw[j, t, al] * zs[j, p]
         RC = np.empty((G, pz))
-        QCF = np.empty((G, m, pz, pz))
-        rc = np.zeros(pz)
-        cross = np.zeros((m, pz, pz))
-        pos = 0
-        for gi in range(G):
-            c = cuts[gi]
-            while pos < c:
-                j = pos
-                uj = U[r, j]
-                for p in range(pz):
-                    rc[p] += zs[j, p] * uj
-                for a in range(m):
-                    for t in range(n_gr):
-                        gid = grp[j, t]
-                        for al in range(nc):
-                            for be in range(nc):
-                                cab = C[gid, al, be]
-                                if cab == 0.0:
-                                    continue
-                                coef = cab * cw[j, t, al]
-                                for p in range(pz):
-                                    for q in range(pz):
-                                        cross[a, p, q] += coef * zs[j, p] * sf[a, gid, be, q]
-                pos += 1
-            RC[gi] = rc
-            for a in range(m):
-                hi = gi if gi < fidx[a] else fidx[a]
-                for p in range(pz):
-                    for q in range(pz):
-                        QCF[gi, a, p, q] = cross[a, p, q] + H[hi, p, q]
-        # B^-1 P(f) for the fixed thresholds
-        BPf = np.zeros((m, k, pz))
-        for a in range(m):
-            fa = fidx[a]
-            for i1 in range(k):
-                for i2 in range(k):
-                    for p in range(pz):
-                        BPf[a, i1, p] += Binv[i1, i2] * P[fa, i2, p]
-        # K_ff (mp x mp) and r_f
-        Kff = np.empty((mp, mp))
-        rf = np.empty(mp)
-        for a in range(m):
-            fa = fidx[a]
-            for p in range(pz):
-                rf[a * pz + p] = RC[fa, p]
-            for b in range(m):
-                for p in range(pz):
-                    for q in range(pz):
-                        acc = QCF[fa, b, p, q]
-                        for i1 in range(k):
-                            acc -= P[fa, i1, p] * BPf[b, i1, q]
-                        Kff[a * pz + p, b * pz + q] = acc
-        Kffinv = np.linalg.inv(Kff) if m > 0 else np.zeros((0, 0))
-        wf = np.zeros(mp)
-        sF = ee[r]
-        for s1 in range(mp):
-            for s2 in range(mp):
-                wf[s1] += Kffinv[s1, s2] * rf[s2]
-            sF -= rf[s1] * wf[s1]
-        SF[r] = sF
-        Kcf = np.empty((pz, mp))
-        E = np.empty((pz, pz))
-        d = np.empty(pz)
-        L = np.zeros((pz, pz))
-        scale = np.empty(pz)
-        vbuf = np.empty(pz)
-        for gi in range(G):
-            for p in range(pz):
-                scale[p] = max(Kcc[gi, p, p], 1e-300)
-            for a in range(m):
-                for p in range(pz):
-                    for q in range(pz):
-                        acc = QCF[gi, a, p, q]
-                        for i1 in range(k):
-                            acc -= P[gi, i1, p] * BPf[a, i1, q]
-                        Kcf[p, a * pz + q] = acc
-            for p in range(pz):
-                acc = RC[gi, p]
-                for t in range(mp):
-                    acc -= Kcf[p, t] * wf[t]
-                d[p] = acc
-            for p in range(pz):
-                for q in range(pz):
-                    acc = Kcc[gi, p, q]
-                    for s1 in range(mp):
-                        for s2 in range(mp):
-                            acc -= Kcf[p, s1] * Kffinv[s1, s2] * Kcf[q, s2]
-                    E[p, q] = acc
-            gain = _solve_psd(E, d, L, scale, vbuf)
-            S[r, gi] = sF - gain
+        CROSS = np.empty((G, m, pz, pz))
+        _sums_one(U[r], cuts, fixed_idx[r], zs, grp, cw, C, RC, CROSS)
+        SF[r] = _combine_one(RC, CROSS, ee[r], fixed_idx[r], H, Kcc, P, Binv, S[r])
+    return S, SF
+
+
+@njit(parallel=True, cache=True)
+def scan_sums(U, cuts, fixed_idx, zs, grp, cw, C):  # pragma: no cover - compiled
+    """The additive sums of :func:`scan_batch` for every replicate (one partition's share).
+
+    Returns
+    -------
+    RC : (R, G, pz) ``Z_g' u``; CROSS : (R, G, m, pz, pz) group part of ``Q(Z_g, Z_f)``.
+    """
+    R = U.shape[0]
+    G = cuts.shape[0]
+    m = fixed_idx.shape[1]
+    pz = zs.shape[1]
+    RC = np.empty((R, G, pz))
+    CROSS = np.empty((R, G, m, pz, pz))
+    for r in prange(R):
+        _sums_one(U[r], cuts, fixed_idx[r], zs, grp, cw, C, RC[r], CROSS[r])
+    return RC, CROSS
+
+
+@njit(parallel=True, cache=True)
+def scan_combine(RC, CROSS, ee, fixed_idx, H, Kcc, P, Binv):  # pragma: no cover - compiled
+    """S(g) and S_F of :func:`scan_batch` from the sums of :func:`scan_sums` (added over partitions)."""
+    R, G = RC.shape[0], RC.shape[1]
+    S = np.empty((R, G))
+    SF = np.empty(R)
+    for r in prange(R):
+        SF[r] = _combine_one(RC[r], CROSS[r], ee[r], fixed_idx[r], H, Kcc, P, Binv, S[r])
     return S, SF
 
 

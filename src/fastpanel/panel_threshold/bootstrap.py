@@ -10,7 +10,10 @@ NumPy and are handed to the kernels, so every backend gives the same p-values fo
 * ``"residual"``: whole entity blocks of null residuals resampled with replacement
   (balanced panels).
 * ``"wild"``: one weight per entity multiplies its residual block: Rademacher (+-1),
-  Mammen's two-point, or Webb's six-point distribution.
+  Mammen's two-point, or Webb's six-point distribution. The weights come from a counter-based
+  generator (:func:`wild_weights`): weight ``(test, replicate, entity)`` is a hash of the seed,
+  the test, the replicate number and the entity's label, so the draws do not depend on the row
+  order, on how the entities are coded, or on how the rows are split across Dask partitions.
 """
 
 from __future__ import annotations
@@ -22,9 +25,79 @@ import numpy as np
 
 from fastpanel.panel_threshold.scan import ThresholdEngine, run_sequence
 
-__all__ = ["draw_bootstrap", "bootstrap_statistics"]
+__all__ = ["draw_bootstrap", "bootstrap_statistics", "entity_keys", "seed_value", "wild_weights"]
 
 _WILD = ("rademacher", "mammen", "webb")
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele, Lea and Flood 2014): a bijection of uint64 whose output
+    bits each depend on every input bit; wrap-around arithmetic is intended."""
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def entity_keys(labels: np.ndarray) -> np.ndarray:
+    """A 64-bit key per entity label, the same for the same label in any frame or partition.
+
+    Integers (and floats with integral values, so that 5 and 5.0 agree) are keyed by their
+    value; other labels by their text (``pandas.util.hash_array``, a fixed-key SipHash).
+    """
+    import pandas as pd
+
+    arr = np.asarray(labels)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)) \
+            and np.all(np.abs(arr) < 2.0 ** 62):
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind in "iub":
+        return _mix(arr.astype(np.int64).view(np.uint64) ^ np.uint64(0x5851F42D4C957F2D))
+    return pd.util.hash_array(arr.astype(str).astype(object), categorize=False).astype(np.uint64)
+
+
+def seed_value(seed: int | np.random.SeedSequence | None) -> int:
+    """The integer seed of the counter-based generator (a fresh one when ``seed`` is None)."""
+    if seed is None:
+        seed = np.random.SeedSequence()
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(2, np.uint64)[0])
+    return int(seed) % 2 ** 64
+
+
+def wild_weights(seed: int, test: int, start: int, count: int, keys: np.ndarray, weights: str) -> np.ndarray:
+    """Wild-bootstrap weights of replicates ``start .. start + count - 1`` of test ``test``.
+
+    Parameters
+    ----------
+    seed : integer seed (:func:`seed_value`).
+    test : number of thresholds under the alternative (each test draws its own weights).
+    start, count : the replicates drawn.
+    keys : (N,) uint64 :func:`entity_keys` of the entities.
+    weights : "rademacher", "mammen" or "webb".
+
+    Returns
+    -------
+    (count, N) float64 weights; replicate ``b``, entity ``e`` is a function of
+    ``(seed, test, b, key_e)`` only (a counter-based generator, as in Salmon et al. 2011).
+    """
+    if weights not in _WILD:
+        raise ValueError(f"weights={weights!r}: choose one of {', '.join(_WILD)}")
+    base = _mix(_mix(np.uint64(seed)) ^ np.uint64(test))
+    ent = _mix(np.asarray(keys, dtype=np.uint64) ^ base)
+    b = np.arange(start + 1, start + count + 1, dtype=np.uint64)[:, None]
+    with np.errstate(over="ignore"):
+        bits = _mix(_mix(ent[None, :] + b * _GOLDEN) + ent[None, :])
+    if weights == "rademacher":
+        return (bits >> np.uint64(63)).astype(np.float64) * 2.0 - 1.0
+    u = (bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53  # uniform on [0, 1)
+    if weights == "mammen":
+        s5 = np.sqrt(5.0)
+        return np.where(u < (s5 + 1) / (2 * s5), -(s5 - 1) / 2, (s5 + 1) / 2)
+    vals = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
+    return vals[np.minimum((u * 6).astype(np.int64), 5)]
 
 
 def draw_bootstrap(rng: np.random.Generator, kind: str, weights: str, n_boot: int, n_entities: int) -> np.ndarray:

@@ -15,28 +15,33 @@ import numpy as np
 __all__ = ["candidate_grid", "exclusion_window"]
 
 
-def candidate_grid(q: np.ndarray, trim: float, grid: int | str) -> np.ndarray:
+def candidate_grid(q: np.ndarray, trim: float, grid: int | str, *, counts: np.ndarray | None = None) -> np.ndarray:
     """Increasing candidate thresholds for the threshold variable ``q``.
 
     Parameters
     ----------
-    q : (n,) finite threshold variable.
+    q : (n,) finite threshold variable, or with ``counts`` its sorted distinct values.
     trim : float
         Share trimmed at each end, in [0, 0.5).
     grid : int or "exact"
         Number of quantiles, or every distinct value.
 
+    counts : (n_distinct,) rows per distinct value (then ``q`` holds the distinct values); the
+        form a distributed fit gathers.
+
     Returns
     -------
     ndarray of unique increasing candidates.
     """
-    distinct = np.unique(q)
+    if counts is None:
+        distinct, counts = np.unique(q, return_counts=True)
+    else:
+        distinct = np.asarray(q)
     nd = distinct.shape[0]
     if isinstance(grid, str):
         if grid != "exact":
             raise ValueError(f"grid={grid!r}: pass a number of quantiles (e.g. 400) or 'exact'")
-        qs = np.sort(q)
-        share = np.searchsorted(qs, distinct, side="right") / qs.shape[0]
+        share = np.cumsum(counts) / counts.sum()  # share of rows with q <= each distinct value
         cand = distinct[(share >= trim) & (share <= 1.0 - trim)]
     else:
         if isinstance(grid, bool) or int(grid) != grid or grid < 2:

@@ -33,7 +33,8 @@ import numpy as np
 
 from fastpanel._backend import resolve_backend
 from fastpanel._validation import as_pandas
-from fastpanel.panel_threshold.bootstrap import bootstrap_statistics, draw_bootstrap
+from fastpanel.panel_threshold.bootstrap import (bootstrap_statistics, draw_bootstrap, entity_keys, seed_value,
+                                                 wild_weights)
 from fastpanel.panel_threshold.grid import candidate_grid, exclusion_window
 from fastpanel.panel_threshold.results import ThresholdResults
 from fastpanel.panel_threshold.scan import ThresholdEngine, run_sequence
@@ -208,7 +209,9 @@ class ThresholdPanel:
         grid : number of quantiles of the distinct values of q, or "exact".
         bootstrap : "residual" (entity blocks, balanced panels) or "wild".
         weights : wild weights, "rademacher", "mammen" or "webb".
-        seed : seed of ``np.random.default_rng``.
+        seed : seed of ``np.random.default_rng`` (residual bootstrap) or of the counter-based
+            generator of the wild weights, which keys each weight by (seed, test, replicate,
+            entity label): the same draws for any row order, and on Dask for any partitioning.
         ci_level : level of the threshold confidence intervals.
         level : significance level of Hansen's sequential selection (``res.n_selected``).
         backend : "cpp", "numba", "cuda", "auto" or None (default in force).
@@ -218,44 +221,11 @@ class ThresholdPanel:
         -------
         ThresholdResults
         """
-        if isinstance(n_thresholds, bool) or n_thresholds not in (1, 2, 3):
-            raise ValueError(f"n_thresholds={n_thresholds!r} must be 1, 2 or 3")
-        K = int(n_thresholds)
-        trims = tuple(_as_number(t, "trim") for t in _per_test(trim, K, "trim"))
-        boots = tuple(_as_count(b, "n_boot") for b in _per_test(n_boot, K, "n_boot"))
-        if seed is not None and not isinstance(seed, np.random.SeedSequence) and (
-                isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"seed={seed!r} must be a non-negative integer (or None for a fresh seed)")
-        if grid is None or isinstance(grid, bool) or not (grid == "exact" or isinstance(grid, (int, np.integer))):
-            raise ValueError(f"grid={grid!r} must be an integer >= 2 (number of quantiles) or 'exact'")
-        if any(not (0.0 <= t < 0.5) for t in trims):
-            raise ValueError(f"trim={trim!r}: each trimming share must lie in [0, 0.5)")
-        if bootstrap not in ("residual", "wild"):
-            raise ValueError(f"bootstrap={bootstrap!r}: choose 'residual' or 'wild'")
-        if bootstrap == "residual" and any(boots) and not self.has_time:
-            raise ValueError("bootstrap='residual' resamples whole entity histories period by period and needs "
-                             "the period of each row: pass time= (or use bootstrap='wild')")
-        if bootstrap == "residual" and any(boots) and not self.is_balanced:
-            raise ValueError("bootstrap='residual' resamples whole entity blocks and needs a balanced "
-                             "panel; this panel is unbalanced: use bootstrap='wild'")
-        if bootstrap == "wild" and weights not in ("rademacher", "mammen", "webb"):
-            raise ValueError(f"weights={weights!r}: choose 'rademacher', 'mammen' or 'webb'")
-        if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0.0 < level < 1.0:
-            raise ValueError(f"level={level!r} must lie in (0, 1), e.g. 0.05")
-        if not 0.0 < ci_level < 1.0:
-            raise ValueError(f"ci_level={ci_level!r} must lie in (0, 1)")
-        n_distinct = np.unique(self.q).shape[0]
-        cand = candidate_grid(self.q, trims[0], grid)
+        K, trims, boots = fit_options(n_thresholds, n_boot, trim, grid, bootstrap, weights, seed, level, ci_level,
+                                      has_time=self.has_time, is_balanced=self.is_balanced)
         strict = self.conventions == "hansen1999"
-        below = np.searchsorted(np.sort(self.q), cand, side="left" if strict else "right")
-        cand = cand[(below > 0) & (below < self.q.shape[0])]  # both regimes non-empty
-        windows = tuple(exclusion_window(t, grid, cand.shape[0]) for t in trims)
-        needed = 2 * sum(windows[1:]) + K + 1
-        if cand.shape[0] < max(needed, 2):
-            raise ValueError(
-                f"threshold_var {self.q_name!r} has {n_distinct} distinct values, which leaves "
-                f"{cand.shape[0]} candidates after trimming {trims}; {K} threshold(s) need at least "
-                f"{max(needed, 2)} candidates: lower n_thresholds or trim, or use grid='exact'")
+        distinct, counts = np.unique(self.q, return_counts=True)
+        cand, windows = candidates(distinct, counts, trims, grid, K, strict, self.q_name)
         name = resolve_backend(backend, "threshold")
         drop_last = self.conventions == "hansen1999"
         tr = PanelTransform(self.entity_codes, self.time_codes, drop_last=drop_last,
@@ -270,34 +240,26 @@ class ThresholdPanel:
         yt = tr.apply(self.y)
         U, ee = engine.residual_u(yt)
         seq = run_sequence(engine, U, ee, K, windows, keep_curves=True, hansen=strict, Yt=yt[:, None])
-        n_out = tr.n_out
-        kB = B.shape[1]
-
-        def sigma2(S: np.ndarray, k: int) -> np.ndarray:
-            if drop_last:
-                return S / n_out
-            return S / (n_out - tr.n_absorbed - kB - k * self.Z.shape[1])
-
-        def statistic(s, k: int) -> np.ndarray:
-            if k == 1:
-                return (s.ssr0 - s.ssr["1"]) / sigma2(s.ssr["1"], 1)
-            if k == 2:
-                return (s.ssr["1"] - s.ssr["2"]) / sigma2(s.ssr["2"], 2)
-            return (s.ssr["1r"] - s.ssr["3"]) / sigma2(s.ssr["3"], 3)
-
+        sigma2, statistic = f_statistics(tr.n_out, tr.n_absorbed, B.shape[1], self.Z.shape[1], drop_last)
         F_obs = [float(statistic(seq, k)[0]) for k in range(1, K + 1)]
         # thresholds of each null model: k-1 thresholds
         null_thresholds = {1: [], 2: [int(seq.idx["1"][0])]}
         if K >= 2:
             null_thresholds[3] = [int(seq.idx["1r"][0]), int(seq.idx["2"][0])]
         rng = np.random.default_rng(seed)
+        # wild weights: keyed by (seed, test, replicate, entity label), the same on Dask
+        wild_seed = seed_value(seed) if bootstrap == "wild" else 0
+        keys = entity_keys(self.entity_levels) if bootstrap == "wild" else None
         boot_F: list[np.ndarray] = []
         for k in range(1, K + 1):
             if boots[k - 1] <= 0:
                 boot_F.append(np.empty(0))
                 continue
             fitted, resid = self._fit_transformed(tr, yt, [cand[i] for i in null_thresholds[k]], strict)
-            draws = draw_bootstrap(rng, bootstrap, weights, boots[k - 1], tr.n_entities)
+            if bootstrap == "wild":
+                draws = wild_weights(wild_seed, k, 0, boots[k - 1], keys, weights)
+            else:
+                draws = draw_bootstrap(rng, bootstrap, weights, boots[k - 1], tr.n_entities)
             boot_F.append(bootstrap_statistics(engine, k, fitted, resid, draws, bootstrap, windows,
                                                statistic, progress=progress, hansen=strict))
         return ThresholdResults._build(self, engine, tr, seq, K, cand, windows, F_obs, boot_F,
@@ -305,31 +267,31 @@ class ThresholdPanel:
 
     def _design(self, thresholds: Sequence[float], strict: bool) -> tuple[np.ndarray, list[str]]:
         """Untransformed regressors [X, Z*1(regime r) for r = 0..m] and their names."""
-        cuts = sorted(thresholds)
-        q = self.q
-        edges = [-np.inf, *cuts, np.inf]
-        cols, names = [self.X], list(self.x_names)
-        for r in range(len(edges) - 1):
-            lo, hi = edges[r], edges[r + 1]
-            if strict:
-                ind = (q >= lo) & (q < hi)
-            else:
-                ind = (q > lo) & (q <= hi)
-            cols.append(self.Z * ind[:, None])
-            label = self._regime_label(lo, hi, strict)
-            names += [f"{z} x {label}" for z in self.z_names]
-        return np.column_stack(cols), names
+        return (regime_design(self.X, self.Z, self.q, thresholds, strict),
+                design_names(self.x_names, self.z_names, self.q_name, thresholds, strict))
 
-    def _regime_label(self, lo: float, hi: float, strict: bool) -> str:
-        lt, le = ("<", "<=") if strict else ("<=", "<")
-        q = self.q_name
-        if np.isinf(lo) and np.isinf(hi):
-            return "all"
-        if np.isinf(lo):
-            return f"1({q} {lt} {hi:.4g})"
-        if np.isinf(hi):
-            return f"1({q} {'>=' if strict else '>'} {lo:.4g})"
-        return f"1({lo:.4g} {le if strict else '<'} {q} {lt} {hi:.4g})"
+    def _linear_fit(self, tr: PanelTransform, thresholds: Sequence[float], strict: bool) -> dict:
+        """The pieces of the fit with the given thresholds that the results need: slopes, SSR,
+        ``(X~'X~)^-1``, the White and entity-cluster meats, by a QR of the transformed design."""
+        design, names = self._design(thresholds, strict)
+        Xt = tr.apply(design)
+        yt = tr.apply(self.y)
+        Qx, Rx = np.linalg.qr(Xt)
+        coef = np.linalg.solve(Rx, Qx.T @ yt)
+        resid = yt - Xt @ coef
+        Rinv = np.linalg.inv(Rx)
+        scores = np.zeros((tr.n_entities, Xt.shape[1]))
+        np.add.at(scores, tr.entity[tr.keep], Xt * resid[:, None])
+        return {"names": names, "coef": coef, "nobs": Xt.shape[0], "ssr": float(resid @ resid),
+                "yty": float(yt @ yt), "XtXinv": Rinv @ Rinv.T, "meat": (Xt * resid[:, None] ** 2).T @ Xt,
+                "cluster_meat": scores.T @ scores, "resid": resid}
+
+    def _regime_counts(self, edges: np.ndarray, strict: bool) -> np.ndarray:
+        """Rows per (period, regime) for the regime edges ``[-inf, thresholds..., inf]``."""
+        regime = np.searchsorted(edges, self.q, side="right" if strict else "left") - 1
+        counts = np.zeros((int(self.time_codes.max()) + 1, edges.shape[0] - 1), dtype=np.int64)
+        np.add.at(counts, (self.time_codes, regime), 1)
+        return counts
 
     def _fit_transformed(self, tr: PanelTransform, yt: np.ndarray, thresholds: Sequence[float],
                          strict: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -337,6 +299,113 @@ class ThresholdPanel:
         coef, *_ = np.linalg.lstsq(R, yt, rcond=None)
         fitted = R @ coef
         return fitted, yt - fitted
+
+
+def f_statistics(n_out: int, n_absorbed: int, kB: int, pz: int, drop_last: bool):
+    """``sigma2(S, k)`` (the error variance of the model with k thresholds) and
+    ``statistic(seq, k)`` (the F statistic of k against k - 1 thresholds, Hansen 1999 eq. 12)."""
+
+    def sigma2(S: np.ndarray, k: int) -> np.ndarray:
+        if drop_last:
+            return S / n_out
+        return S / (n_out - n_absorbed - kB - k * pz)
+
+    def statistic(s: Any, k: int) -> np.ndarray:
+        if k == 1:
+            return (s.ssr0 - s.ssr["1"]) / sigma2(s.ssr["1"], 1)
+        if k == 2:
+            return (s.ssr["1"] - s.ssr["2"]) / sigma2(s.ssr["2"], 2)
+        return (s.ssr["1r"] - s.ssr["3"]) / sigma2(s.ssr["3"], 3)
+
+    return sigma2, statistic
+
+
+def _regime_label(q: str, lo: float, hi: float, strict: bool) -> str:
+    lt, le = ("<", "<=") if strict else ("<=", "<")
+    if np.isinf(lo) and np.isinf(hi):
+        return "all"
+    if np.isinf(lo):
+        return f"1({q} {lt} {hi:.4g})"
+    if np.isinf(hi):
+        return f"1({q} {'>=' if strict else '>'} {lo:.4g})"
+    return f"1({lo:.4g} {le if strict else '<'} {q} {lt} {hi:.4g})"
+
+
+def design_names(x_names: Sequence[str], z_names: Sequence[str], q_name: str, thresholds: Sequence[float],
+                 strict: bool) -> list[str]:
+    """Names of the columns of :func:`regime_design` (``"z x 1(q <= 0.5)"``)."""
+    edges = [-np.inf, *sorted(thresholds), np.inf]
+    names = list(x_names)
+    for r in range(len(edges) - 1):
+        label = _regime_label(q_name, edges[r], edges[r + 1], strict)
+        names += [f"{z} x {label}" for z in z_names]
+    return names
+
+
+def fit_options(n_thresholds: Any, n_boot: Any, trim: Any, grid: Any, bootstrap: Any, weights: Any, seed: Any,
+                level: Any, ci_level: Any, *, has_time: bool, is_balanced: bool
+                ) -> tuple[int, tuple[float, ...], tuple[int, ...]]:
+    """Check the options of :meth:`ThresholdPanel.fit`; returns (K, trims, n_boot per test)."""
+    if isinstance(n_thresholds, bool) or n_thresholds not in (1, 2, 3):
+        raise ValueError(f"n_thresholds={n_thresholds!r} must be 1, 2 or 3")
+    K = int(n_thresholds)
+    trims = tuple(_as_number(t, "trim") for t in _per_test(trim, K, "trim"))
+    boots = tuple(_as_count(b, "n_boot") for b in _per_test(n_boot, K, "n_boot"))
+    if seed is not None and not isinstance(seed, np.random.SeedSequence) and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed={seed!r} must be a non-negative integer (or None for a fresh seed)")
+    if grid is None or isinstance(grid, bool) or not (grid == "exact" or isinstance(grid, (int, np.integer))):
+        raise ValueError(f"grid={grid!r} must be an integer >= 2 (number of quantiles) or 'exact'")
+    if any(not (0.0 <= t < 0.5) for t in trims):
+        raise ValueError(f"trim={trim!r}: each trimming share must lie in [0, 0.5)")
+    if bootstrap not in ("residual", "wild"):
+        raise ValueError(f"bootstrap={bootstrap!r}: choose 'residual' or 'wild'")
+    if bootstrap == "residual" and any(boots) and not has_time:
+        raise ValueError("bootstrap='residual' resamples whole entity histories period by period and needs "
+                         "the period of each row: pass time= (or use bootstrap='wild')")
+    if bootstrap == "residual" and any(boots) and not is_balanced:
+        raise ValueError("bootstrap='residual' resamples whole entity blocks and needs a balanced "
+                         "panel; this panel is unbalanced: use bootstrap='wild'")
+    if bootstrap == "wild" and weights not in ("rademacher", "mammen", "webb"):
+        raise ValueError(f"weights={weights!r}: choose 'rademacher', 'mammen' or 'webb'")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0.0 < level < 1.0:
+        raise ValueError(f"level={level!r} must lie in (0, 1), e.g. 0.05")
+    if not 0.0 < ci_level < 1.0:
+        raise ValueError(f"ci_level={ci_level!r} must lie in (0, 1)")
+    return K, trims, boots
+
+
+def candidates(distinct: np.ndarray, counts: np.ndarray, trims: tuple[float, ...], grid: int | str, K: int,
+               strict: bool, q_name: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The candidate grid from the distinct values of q and their counts (both regimes
+    non-empty), and the exclusion window of each stage; refuses a grid too small for K."""
+    cand = candidate_grid(distinct, trims[0], grid, counts=counts)
+    total = int(counts.sum())
+    upto = np.cumsum(counts)  # rows with q <= distinct[i]
+    pos = np.searchsorted(distinct, cand)  # every candidate is a distinct value
+    below = upto[pos] - counts[pos] if strict else upto[pos]
+    cand = cand[(below > 0) & (below < total)]
+    windows = tuple(exclusion_window(t, grid, cand.shape[0]) for t in trims)
+    needed = 2 * sum(windows[1:]) + K + 1
+    if cand.shape[0] < max(needed, 2):
+        raise ValueError(
+            f"threshold_var {q_name!r} has {distinct.shape[0]} distinct values, which leaves "
+            f"{cand.shape[0]} candidates after trimming {trims}; {K} threshold(s) need at least "
+            f"{max(needed, 2)} candidates: lower n_thresholds or trim, or use grid='exact'")
+    return cand, windows
+
+
+def regime_design(X: np.ndarray, Z: np.ndarray, q: np.ndarray, thresholds: Sequence[float], strict: bool
+                  ) -> np.ndarray:
+    """``[X, Z 1(regime 0), ..., Z 1(regime m)]`` for the sorted thresholds: regime r holds
+    ``g_{r-1} < q <= g_r`` (``g_{r-1} <= q < g_r`` when ``strict``, Hansen's program)."""
+    edges = [-np.inf, *sorted(thresholds), np.inf]
+    cols = [X]
+    for r in range(len(edges) - 1):
+        lo, hi = edges[r], edges[r + 1]
+        ind = ((q >= lo) & (q < hi)) if strict else ((q > lo) & (q <= hi))
+        cols.append(Z * ind[:, None])
+    return np.column_stack(cols)
 
 
 def _id_factor(ids: Any, name: str, n: int):
@@ -372,7 +441,9 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
         ``"y ~ x | entity + time + region"`` absorbs further effects (``absorb=`` of
         :class:`ThresholdPanel`; at most 2000 levels besides the entity's). Terms may be
         formulaic expressions such as ``np.log(x)``.
-    data : pandas or polars DataFrame.
+    data : pandas, polars or Dask DataFrame.
+        A Dask DataFrame is fitted out of core (:mod:`fastpanel.distributed.threshold`: entity
+        effects, wild bootstrap; the same numbers as in memory).
     threshold_var : column of the threshold variable.
     regime_vars : column(s) with regime-dependent slopes.
     n_thresholds : 1, 2 or 3.
@@ -390,6 +461,12 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     """
     if not isinstance(formula, str) or "~" not in formula or "|" not in formula:
         raise ValueError(f"formula={formula!r} must look like 'y ~ x1 + x2 | entity' or 'y ~ x | entity + time'")
+    if type(data).__module__.startswith("dask"):  # a Dask DataFrame: the distributed fit
+        from fastpanel.distributed.threshold import threshold_dask
+
+        return threshold_dask(formula, data, threshold_var=threshold_var, regime_vars=regime_vars,
+                              n_thresholds=n_thresholds, time=time, conventions=conventions,
+                              time_effects=time_effects, **fit_kwargs)
     data = as_pandas(data)
     lhs, rest = formula.split("~", 1)
     rhs, fe = rest.rsplit("|", 1)
@@ -460,6 +537,44 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     return res
 
 
+def select_regressors(A: np.ndarray, ref: np.ndarray, x_names: list[str], z_names: list[str]
+                      ) -> tuple[list[int], list[str]]:
+    """Which regime-independent regressors to keep, from ``A``, the Gram matrix of the
+    within-transformed ``[Z, X]``, and ``ref``, each column's centred sum of squares.
+
+    A column is kept when its squared distance from the span of the columns kept before it
+    exceeds ``1e-10 ref``; a regime variable that fails refuses the model, a regressor is
+    dropped with a :class:`~fastpanel.ols.model.CollinearityWarning` naming it.
+
+    Returns
+    -------
+    keep_x : indices of the kept columns of X; dropped : names of the dropped ones.
+    """
+    from fastpanel.ols.model import CollinearityWarning
+
+    names = list(z_names) + list(x_names)
+    nz = len(z_names)
+    kept: list[int] = []
+    for j in range(len(names)):
+        resid = A[j, j]
+        if kept:
+            akj = A[kept, j]
+            resid -= akj @ np.linalg.lstsq(A[np.ix_(kept, kept)], akj, rcond=None)[0]
+        if resid > 1e-10 * ref[j] and ref[j] > 0:
+            kept.append(j)
+        elif j < nz:
+            raise ValueError(
+                f"regime variable {names[j]!r} is collinear with the other regressors or absorbed by the fixed "
+                "effects; its regime slopes are not identified: choose another regime variable")
+    dropped = [names[j] for j in range(nz, len(names)) if j not in kept]
+    if dropped:
+        warnings.warn(
+            f"dropped {len(dropped)} regressor(s) collinear with other regressors or absorbed by the fixed "
+            f"effects: {', '.join(dropped)}; their coefficients are not identified (remove them to silence "
+            "this warning)", CollinearityWarning, stacklevel=4)
+    return [j - nz for j in kept if j >= nz], dropped
+
+
 def _drop_collinear(X: np.ndarray, Z: np.ndarray, x_names: list[str], z_names: list[str], entity: Any,
                     time: Any, extra: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[str], list[str]]:
     """Drop regime-independent regressors that are collinear with earlier ones or absorbed by
@@ -469,11 +584,9 @@ def _drop_collinear(X: np.ndarray, Z: np.ndarray, x_names: list[str], z_names: l
     The decision is made on the within-transformed columns, relative to each column's centred
     sum of squares (a regressor 1e8 + noise is not "absorbed").
     """
-    from fastpanel.ols.model import CollinearityWarning
     from fastpanel.within import within
 
     B = np.column_stack([Z, X])  # regime variables first: they are never the ones dropped
-    names = list(z_names) + list(x_names)
     if B.shape[1] == 0:
         return X, x_names, []
     ids = [entity] + ([] if time is None else [time]) + list(extra or [])
@@ -481,24 +594,5 @@ def _drop_collinear(X: np.ndarray, Z: np.ndarray, x_names: list[str], z_names: l
     Bc = B - B[0]  # shift: the effects absorb constants, the transform keeps the digits
     Bt = within(Bc, ids)
     ref = np.einsum("ij,ij->j", Bc - Bc.mean(0), Bc - Bc.mean(0))
-    A = Bt.T @ Bt
-    kept: list[int] = []
-    for j in range(B.shape[1]):
-        resid = A[j, j]
-        if kept:
-            akj = A[kept, j]
-            resid -= akj @ np.linalg.lstsq(A[np.ix_(kept, kept)], akj, rcond=None)[0]
-        if resid > 1e-10 * ref[j] and ref[j] > 0:
-            kept.append(j)
-        elif j < Z.shape[1]:
-            raise ValueError(
-                f"regime variable {names[j]!r} is collinear with the other regressors or absorbed by the fixed "
-                "effects; its regime slopes are not identified: choose another regime variable")
-    dropped = [names[j] for j in range(Z.shape[1], B.shape[1]) if j not in kept]
-    if dropped:
-        warnings.warn(
-            f"dropped {len(dropped)} regressor(s) collinear with other regressors or absorbed by the fixed "
-            f"effects: {', '.join(dropped)}; their coefficients are not identified (remove them to silence "
-            "this warning)", CollinearityWarning, stacklevel=3)
-    keep_x = [j - Z.shape[1] for j in kept if j >= Z.shape[1]]
+    keep_x, dropped = select_regressors(Bt.T @ Bt, ref, x_names, z_names)
     return X[:, keep_x], [x_names[j] for j in keep_x], dropped

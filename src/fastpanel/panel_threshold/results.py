@@ -174,36 +174,27 @@ class ThresholdResults:
                              "se (cluster)": view.bse_cluster})
 
     def _fit_params(self, tr, strict: bool) -> None:
-        model = self.model
-        design, names = model._design(list(self.thresholds), strict)
-        Xt = tr.apply(design)
-        yt = tr.apply(model.y)
-        Qx, Rx = np.linalg.qr(Xt)
-        coef = np.linalg.solve(Rx, Qx.T @ yt)
-        resid = yt - Xt @ coef
-        self.nobs = Xt.shape[0]
+        # the model computes the fit's pieces: in memory from its arrays, on Dask by reductions
+        fit = self.model._linear_fit(tr, list(self.thresholds), strict)
+        names, coef, k = fit["names"], fit["coef"], fit["coef"].shape[0]
+        self.nobs = fit["nobs"]
         #: rows deleted for missing values by the formula front end (0 for the array API)
         self.n_dropped = 0
-        self.dropped_regressors = list(getattr(model, "dropped_regressors", []))
-        k = Xt.shape[1]
+        self.dropped_regressors = list(getattr(self.model, "dropped_regressors", []))
         # hansen1999: e'e / (n(T-1) - n - k) (Hansen's printed s.e.); default: n T - n_fe - k
         self.df_resid = self.nobs - tr.n_absorbed - k
-        self.ssr = float(resid @ resid)
-        self.rsquared = 1.0 - self.ssr / float(yt @ yt) if yt @ yt > 0 else np.nan
-        Rinv = np.linalg.inv(Rx)
-        XtXinv = Rinv @ Rinv.T
+        self.ssr = fit["ssr"]
+        self.rsquared = 1.0 - self.ssr / fit["yty"] if fit["yty"] > 0 else np.nan
+        XtXinv = fit["XtXinv"]
         self._cov = {"nonrobust": XtXinv * (self.ssr / self.df_resid)}
-        meat = (Xt * resid[:, None] ** 2).T @ Xt
-        self._cov["robust"] = XtXinv @ meat @ XtXinv
-        ent = tr.entity[tr.keep]
-        scores = np.zeros((tr.n_entities, k))
-        np.add.at(scores, ent, Xt * resid[:, None])
+        self._cov["robust"] = XtXinv @ fit["meat"] @ XtXinv
         G = tr.n_entities
         adj = G / (G - 1) * (self.nobs - 1) / (self.nobs - k) if G > 1 else 1.0
-        self._cov["cluster"] = adj * XtXinv @ (scores.T @ scores) @ XtXinv
+        self._cov["cluster"] = adj * XtXinv @ fit["cluster_meat"] @ XtXinv
+        #: transformed residuals (None for a fit on Dask: they stay on the workers)
+        self.resid = fit["resid"]
         self.param_names = names
         self.params = pd.Series(coef, index=names, name="params")
-        self.resid = resid
         self.bse = pd.Series(np.sqrt(np.diag(self._cov["nonrobust"])), index=names, name="bse")
         self.bse_robust = pd.Series(np.sqrt(np.diag(self._cov["robust"])), index=names, name="bse_robust")
 
@@ -271,9 +262,10 @@ class ThresholdResults:
             raise ValueError("regime shares by period need the period of each row: fit with time= (the period ids)")
         edges = np.concatenate(([-np.inf], self.thresholds, [np.inf]))
         strict = self.conventions == "hansen1999"
-        regime = (np.searchsorted(edges, m.q, side="right" if strict else "left") - 1)
-        tab = pd.crosstab(m.time_codes, regime, normalize="index")
-        tab.columns = [f"regime {c + 1}" for c in tab.columns]
+        counts = m._regime_counts(edges, strict)  # (periods, regimes) row counts
+        used = np.flatnonzero(counts.sum(axis=0) > 0)
+        counts = counts[:, used]
+        tab = pd.DataFrame(counts / counts.sum(axis=1, keepdims=True), columns=[f"regime {c + 1}" for c in used])
         if self._time_labels is not None and len(self._time_labels) == len(tab):
             tab.index = self._time_labels
         tab.index.name = "period"

@@ -1,0 +1,595 @@
+"""Panel threshold regression (Hansen 1999) on a Dask DataFrame: the in-memory sweep split at its sums.
+
+Algorithm
+---------
+The rows are shuffled once on the entity column and persisted, so that every partition holds
+whole entities: the within transform ``A`` (entity effects, optionally Hansen's deleted last
+period) is block diagonal and each partition applies its own block exactly. The sweep of
+``fastpanel.kernels.threshold_numba`` then splits into additive sums and a small combination:
+
+1. survey: rows dropped for missing values (counted), duplicate (entity, period) pairs, entity
+   counts, the distinct values of ``q`` with their counts (the global candidate grid), the
+   moments and the within Gram matrix of ``[Z, X]`` (the collinearity rule of the in-memory
+   fit), and the Gram matrix of ``A [X, Z, y]`` (column scales and ``(B~'B~)^-1``);
+2. y-free sums per candidate ``g``: ``H(g)``, ``Q(Z_g, Z_g)``, ``P(g)`` (``precompute`` on the
+   partition's rows with the partition's cut positions of the global candidates), added;
+   ``K_cc = Q - P' B^-1 P`` on the client;
+3. per batch of replicates (the observed ``y`` or wild-bootstrap draws): ``B~'y`` (one round),
+   ``e0'e0`` (one round), then one round per stage of Hansen's sequence: the partition's
+   ``r_c(g) = Z_g' A' e0`` and the group part of ``Q(Z_g, Z_f)`` for the fixed thresholds
+   (``scan_sums``), added, and ``S(g)`` for every candidate on the client (``scan_combine``,
+   the in-memory kernel's second half);
+4. the coefficients of the final model and their covariances from a TSQR (the R factors of the
+   partitions' transformed design, stacked and factored again) and one round of meats.
+
+The stages reuse the in-memory sequence (``run_sequence``: windows, Hansen's variants,
+refinement) with an engine whose scans are these rounds. The wild weights come from the
+counter-based generator of ``fastpanel.panel_threshold.bootstrap`` (keyed by seed, test,
+replicate and entity label), so the draws, and therefore the p-values, are those of the
+in-memory fit of the same rows for any partitioning or worker count. Partial sums are added
+in a fixed binary tree over the partitions (the same numbers for any number of workers).
+
+What crosses the network per partition: O(G pz (k + pz)) numbers once, then per batch of R
+replicates and stage O(R G m pz^2) (G candidates, m fixed thresholds); the data never leave
+the workers after the shuffle.
+
+Supported: entity effects (``"y ~ x | entity"``), conventions ``"default"`` and
+``"hansen1999"`` (with ``time=``), the wild bootstrap. Period effects, further absorbed
+effects and the residual bootstrap (which moves whole entity blocks between partitions) raise
+a ``ValueError`` that says so.
+
+Naming: ``part`` one partition (pandas), ``loc`` its rows prepared (:class:`_Local`), ``reps``
+a batch of replicates (:class:`_Replicates`), ``G`` candidates, ``k`` base regressors
+``[X, Z]``, ``pz`` regime variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fastpanel.distributed.within import _period_codes, _require_dask
+from fastpanel.factor import factorize
+from fastpanel.kernels import threshold_numba as kern
+from fastpanel.panel_threshold.bootstrap import entity_keys, seed_value, wild_weights
+from fastpanel.panel_threshold.model import (candidates, design_names, f_statistics, fit_options, regime_design,
+                                             select_regressors)
+from fastpanel.panel_threshold.results import ThresholdResults
+from fastpanel.panel_threshold.scan import run_sequence
+from fastpanel.panel_threshold.transform import PanelTransform
+
+__all__ = ["threshold_dask", "SUPPORTED"]
+
+SUPPORTED = ("on Dask, threshold supports 'y ~ x1 + x2 | entity' (entity effects; regressors named by column or "
+             "row-wise terms such as np.log(x)), conventions 'default' or 'hansen1999' (with time=), and "
+             "bootstrap='wild'; period effects, further absorbed effects and the residual bootstrap need the "
+             "in-memory fit (fastpanel.threshold on a pandas frame)")
+
+
+@dataclass(frozen=True)
+class _TSpec:
+    """What every partition needs to prepare its rows (the same for every round)."""
+
+    y: str
+    xs: tuple[str, ...]
+    zs: tuple[str, ...]
+    q: str
+    entity: str
+    time: str | None
+    times: np.ndarray | None
+    drop_last: bool
+    strict: bool
+
+
+@dataclass(frozen=True)
+class _Glob:
+    """Client-side results every later round needs."""
+
+    keep_x: tuple[int, ...]
+    norms: np.ndarray  # column norms of A [X_kept, Z]
+    Binv: np.ndarray  # (B~'B~)^-1 of the unit-norm columns
+    cand: np.ndarray  # global candidates
+
+
+@dataclass(frozen=True)
+class _Replicates:
+    """A batch of transformed dependent variables, rebuilt on each partition from its rows.
+
+    ``kind="observed"``: the data's ``y``. ``kind="wild"``: ``fitted + resid * w`` for the null
+    model with thresholds ``null`` (slopes ``null_coef``), weights of replicates ``start ..
+    start + count - 1`` of test ``test``; ``select`` keeps some of them (the exact SSR of one).
+    ``beta`` is ``B^-1 B~'Y`` once known (the partial-out coefficients).
+    """
+
+    kind: str
+    count: int = 1
+    test: int = 0
+    start: int = 0
+    seed: int = 0
+    weights: str = "rademacher"
+    null: tuple[float, ...] = ()
+    null_coef: np.ndarray | None = None
+    select: tuple[int, ...] | None = None
+    beta: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        # run_sequence reads U.shape[0] (replicates) and Yt[:, r] (one replicate)
+        return (self.size, self.size)
+
+    @property
+    def size(self) -> int:
+        return self.count if self.select is None else len(self.select)
+
+    def __getitem__(self, key: Any) -> _Replicates:
+        r = key[1] if isinstance(key, tuple) else key
+        rows = tuple(range(self.count)) if self.select is None else self.select
+        return replace(self, select=(rows[int(r)],), beta=None if self.beta is None else self.beta[:, [int(r)]])
+
+
+class _Local:
+    """One partition's rows, cleaned and sorted by (entity, period), with its transform."""
+
+    def __init__(self, part: pd.DataFrame, sp: _TSpec):
+        cols = [sp.y, sp.q, *sp.zs, *sp.xs]
+        vals = part[cols].to_numpy(dtype=np.float64, na_value=np.nan)
+        ent_raw = part[sp.entity].to_numpy()
+        ok = np.isfinite(vals).all(axis=1) & (factorize(ent_raw, sp.entity).codes >= 0)
+        tim = _period_codes(part, sp.time, sp.times) if sp.time else np.zeros(len(part), dtype=np.int64)
+        ok &= tim >= 0
+        self.n_nan = int((~ok).sum())
+        ent = factorize(ent_raw[ok], sp.entity)
+        codes, tim, vals = ent.codes.astype(np.int64), tim[ok], vals[ok]
+        order = np.lexsort((tim, codes)) if sp.time else np.argsort(codes, kind="stable")
+        pz = len(sp.zs)
+        self.y = vals[order, 0]
+        self.q = vals[order, 1]
+        self.Z = vals[order, 2:2 + pz]
+        self.X = vals[order, 2 + pz:]
+        self.ent = codes[order]
+        self.time = tim[order]
+        self.labels = ent.levels
+        self.n = self.y.shape[0]
+        self.sp = sp
+        self.tr = (PanelTransform(self.ent, self.time, drop_last=sp.drop_last, time_effects=False)
+                   if self.n else None)
+
+    def base(self, g: _Glob) -> np.ndarray:
+        """Unit-norm transformed base regressors ``B~`` (the in-memory engine's columns)."""
+        B = np.column_stack([self.X[:, list(g.keep_x)], self.Z])
+        return self.tr.apply(B) / g.norms
+
+    def replicates(self, reps: _Replicates, g: _Glob) -> np.ndarray:
+        """(n_out, R) transformed dependent variables of the batch."""
+        yt = self.tr.apply(self.y)
+        if reps.kind == "observed":
+            return yt[:, None]
+        X = self.X[:, list(g.keep_x)]
+        fitted = self.tr.apply(regime_design(X, self.Z, self.q, list(reps.null), self.sp.strict)) @ reps.null_coef
+        resid = yt - fitted
+        w = wild_weights(reps.seed, reps.test, reps.start, reps.count, entity_keys(self.labels), reps.weights)
+        if reps.select is not None:
+            w = w[list(reps.select)]
+        ent_t = self.tr.entity[self.tr.keep]
+        return fitted[:, None] + resid[:, None] * w[:, ent_t].T
+
+    def sweep_arrays(self, g: _Glob) -> tuple:
+        """Threshold order, the quadratic form of A'A and the cut positions of the candidates."""
+        qorder = np.argsort(self.q, kind="stable")
+        h, grp, cw, C = self.tr.quadratic_form()
+        side = "left" if self.sp.strict else "right"
+        cuts = np.searchsorted(self.q[qorder], g.cand, side=side).astype(np.int64)
+        return (qorder, np.ascontiguousarray(self.Z[qorder]), np.ascontiguousarray(h[qorder]),
+                np.ascontiguousarray(grp[qorder]), np.ascontiguousarray(cw[qorder]), np.ascontiguousarray(C), cuts)
+
+
+# -- per-partition rounds ------------------------------------------------------------------------
+def _survey(part: pd.DataFrame, sp: _TSpec) -> dict:
+    loc = _Local(part, sp)
+    p = len(sp.zs) + len(sp.xs)
+    out = {"n_nan": loc.n_nan, "n": loc.n, "n_entities": 0, "max_count": 0, "min_count": np.inf, "dup": 0,
+           "dup_example": None, "distinct": np.empty(0), "counts": np.empty(0, dtype=np.int64),
+           "W": 0.0, "mean": np.zeros(p), "C": np.zeros((p, p)), "gram_within": np.zeros((p, p)),
+           "gram": np.zeros((p + 1, p + 1)), "same": np.ones((len(sp.zs), len(sp.xs)), dtype=bool),
+           "n_out": 0}
+    if loc.n == 0:
+        return out
+    counts = np.bincount(loc.ent)
+    out.update(n_entities=counts.shape[0], max_count=int(counts.max()), min_count=int(counts.min()))
+    if sp.time:
+        key = loc.ent * (int(loc.time.max()) + 1) + loc.time
+        dup = np.flatnonzero(np.diff(key) == 0)
+        if dup.size:
+            out["dup"] = int(dup.size)
+            out["dup_example"] = (loc.labels[loc.ent[dup[0]]], sp.times[loc.time[dup[0]]])
+    out["distinct"], out["counts"] = np.unique(loc.q, return_counts=True)
+    B = np.column_stack([loc.Z, loc.X])  # the in-memory collinearity rule: Z first
+    mean = B.mean(axis=0)
+    out.update(W=float(loc.n), mean=mean, C=(B - mean).T @ (B - mean))
+    from fastpanel.within import within
+
+    Bt = within(B - B[0], loc.ent)  # shifted: the effects absorb constants, the transform keeps the digits
+    out["gram_within"] = Bt.T @ Bt
+    M = loc.tr.apply(np.column_stack([loc.X, loc.Z, loc.y]))  # the engine's columns, as in memory
+    out["gram"] = M.T @ M
+    out["n_out"] = loc.tr.n_out
+    out["same"] = np.array([[np.array_equal(loc.Z[:, j], loc.X[:, i]) for i in range(loc.X.shape[1])]
+                            for j in range(loc.Z.shape[1])], dtype=bool).reshape(len(sp.zs), len(sp.xs))
+    return out
+
+
+def _precompute(part: pd.DataFrame, sp: _TSpec, g: _Glob) -> dict:
+    loc = _Local(part, sp)
+    G, pz, k = g.cand.shape[0], len(sp.zs), g.norms.shape[0]
+    if loc.n == 0:
+        return {"H": np.zeros((G, pz, pz)), "Q0": np.zeros((G, pz, pz)), "P": np.zeros((G, k, pz))}
+    qorder, zs, h, grp, cw, C, cuts = loc.sweep_arrays(g)
+    As = np.ascontiguousarray(loc.tr.adjoint(loc.base(g))[qorder])
+    H, Q0, P = kern.precompute(zs, h, grp, cw, C, As, cuts)
+    return {"H": H, "Q0": Q0, "P": P}
+
+
+def _cross_base(part: pd.DataFrame, sp: _TSpec, g: _Glob, reps: _Replicates) -> np.ndarray:
+    loc = _Local(part, sp)
+    if loc.n == 0:
+        return np.zeros((g.norms.shape[0], reps.size))
+    return loc.base(g).T @ loc.replicates(reps, g)
+
+
+def _residuals(loc: _Local, g: _Glob, reps: _Replicates) -> np.ndarray:
+    """``e0 = Y - B~ beta`` (n_out, R): the replicates with the base regressors partialled out."""
+    return loc.replicates(reps, g) - loc.base(g) @ reps.beta
+
+
+def _ee(part: pd.DataFrame, sp: _TSpec, g: _Glob, reps: _Replicates) -> np.ndarray:
+    loc = _Local(part, sp)
+    if loc.n == 0:
+        return np.zeros(reps.size)
+    E0 = _residuals(loc, g, reps)
+    return np.einsum("ij,ij->j", E0, E0)
+
+
+def _scan_sums(part: pd.DataFrame, sp: _TSpec, g: _Glob, reps: _Replicates, fixed: np.ndarray) -> dict:
+    loc = _Local(part, sp)
+    R, G, pz, m = reps.size, g.cand.shape[0], len(sp.zs), fixed.shape[1]
+    if loc.n == 0:
+        return {"RC": np.zeros((R, G, pz)), "CROSS": np.zeros((R, G, m, pz, pz))}
+    qorder, zs, _, grp, cw, C, cuts = loc.sweep_arrays(g)
+    V = np.asarray(loc.tr.adjoint(_residuals(loc, g, reps))).reshape(loc.n, -1)
+    U = np.ascontiguousarray(np.take(V.T, qorder, axis=1))
+    RC, CROSS = kern.scan_sums(U, cuts, fixed, zs, grp, cw, C)
+    return {"RC": RC, "CROSS": CROSS}
+
+
+def _r_factor(part: pd.DataFrame, sp: _TSpec, g: _Glob, thresholds: tuple[float, ...], reps: _Replicates
+              ) -> np.ndarray:
+    """R factor of the partition's ``[A design(thresholds), Y]`` (one step of a TSQR)."""
+    loc = _Local(part, sp)
+    ncol = len(g.keep_x) + (len(thresholds) + 1) * len(sp.zs) + reps.size
+    if loc.n == 0:
+        return np.zeros((0, ncol))
+    D = loc.tr.apply(regime_design(loc.X[:, list(g.keep_x)], loc.Z, loc.q, list(thresholds), sp.strict))
+    M = np.column_stack([D, loc.replicates(reps, g)])
+    return np.linalg.qr(M, mode="r")
+
+
+def _meats(part: pd.DataFrame, sp: _TSpec, g: _Glob, thresholds: tuple[float, ...], coef: np.ndarray) -> dict:
+    loc = _Local(part, sp)
+    k = coef.shape[0]
+    if loc.n == 0:
+        return {"meat": np.zeros((k, k)), "cluster_meat": np.zeros((k, k)), "yty": 0.0}
+    Xt = loc.tr.apply(regime_design(loc.X[:, list(g.keep_x)], loc.Z, loc.q, list(thresholds), sp.strict))
+    yt = loc.tr.apply(loc.y)
+    resid = yt - Xt @ coef
+    scores = np.zeros((loc.tr.n_entities, k))
+    np.add.at(scores, loc.tr.entity[loc.tr.keep], Xt * resid[:, None])
+    return {"meat": (Xt * resid[:, None] ** 2).T @ Xt, "cluster_meat": scores.T @ scores, "yty": float(yt @ yt)}
+
+
+def _regime_counts(part: pd.DataFrame, sp: _TSpec, edges: np.ndarray) -> np.ndarray:
+    loc = _Local(part, sp)
+    counts = np.zeros((sp.times.size, edges.shape[0] - 1), dtype=np.int64)
+    if loc.n:
+        regime = np.searchsorted(edges, loc.q, side="right" if sp.strict else "left") - 1
+        np.add.at(counts, (loc.time, regime), 1)
+    return counts
+
+
+# -- orchestration ------------------------------------------------------------------------------
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, dict):
+        return {key: _add(a[key], b[key]) for key in a}
+    return a + b
+
+
+class _Runner:
+    """Maps a function over the persisted partitions and adds the results in a fixed binary
+    tree (adjacent partitions first), computed on the workers: the same sums for any number
+    of workers, and only the total reaches the client."""
+
+    def __init__(self, dask: Any, ddf: Any):
+        self.dask, self.parts = dask, ddf.to_delayed()
+
+    def each(self, fn: Callable, *args: Any) -> list:
+        return list(self.dask.compute(*[self.dask.delayed(fn)(p, *args) for p in self.parts]))
+
+    def total(self, fn: Callable, *args: Any) -> Any:
+        d = self.dask.delayed
+        level = [d(fn)(p, *args) for p in self.parts]
+        while len(level) > 1:
+            level = [d(_add)(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                     for i in range(0, len(level), 2)]
+        return self.dask.compute(level[0])[0]
+
+    def r_factor(self, *args: Any) -> np.ndarray:
+        """The R factor of the whole stacked matrix (TSQR: the partitions' R factors factored again)."""
+        Rs = [R for R in self.each(_r_factor, *args) if R.shape[0]]
+        return np.linalg.qr(np.vstack(Rs), mode="r")
+
+
+class _DaskEngine:
+    """The distributed counterpart of ``ThresholdEngine`` that ``run_sequence`` drives."""
+
+    def __init__(self, run: _Runner, sp: _TSpec, g: _Glob, H: np.ndarray, Kcc: np.ndarray, P: np.ndarray):
+        self.run, self.sp, self.g = run, sp, g
+        self.H, self.Kcc, self.P = H, Kcc, P
+
+    @property
+    def n_candidates(self) -> int:
+        return self.g.cand.shape[0]
+
+    def residual_u(self, reps: _Replicates) -> tuple[_Replicates, np.ndarray]:
+        """The batch with its partial-out coefficients (the stand-in of ``U``) and ``e0'e0``."""
+        c = self.run.total(_cross_base, self.sp, self.g, reps)
+        reps = replace(reps, beta=self.g.Binv @ c)
+        return reps, self.run.total(_ee, self.sp, self.g, reps)
+
+    def scan(self, reps: _Replicates, ee: np.ndarray, fixed_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fixed = np.ascontiguousarray(fixed_idx, dtype=np.int64).reshape(reps.size, -1)
+        sums = self.run.total(_scan_sums, self.sp, self.g, reps, fixed)
+        return kern.scan_combine(sums["RC"], sums["CROSS"], np.asarray(ee, dtype=np.float64), fixed,
+                                 self.H, self.Kcc, self.P, self.g.Binv)
+
+    def exact_ssr(self, reps: _Replicates, idx: list[int]) -> float:
+        """SSR of one replicate with the thresholds ``cand[idx]`` by a TSQR (no cancellation)."""
+        R = self.run.r_factor(self.sp, self.g, tuple(float(self.g.cand[i]) for i in idx), replace(reps, beta=None))
+        return float(R[-1, -1] ** 2)
+
+
+@dataclass
+class _TransformInfo:
+    """What the results read of the transform."""
+
+    n_out: int
+    n_absorbed: int
+    n_entities: int
+
+
+class DaskThresholdModel:
+    """The model side of a threshold fit on Dask (what ``ThresholdResults`` reads of it)."""
+
+    def __init__(self, run: _Runner, sp: _TSpec, g: _Glob, x_names: list[str], conventions: str,
+                 dropped: list[str]):
+        self._run, self._sp, self._g = run, sp, g
+        self.x_names = x_names
+        self.z_names = list(sp.zs)
+        self.q_name = sp.q
+        self.conventions = conventions
+        self.has_time = sp.time is not None
+        self.dropped_regressors = dropped
+        self._present: np.ndarray | None = None
+
+    def _linear_fit(self, tr: Any, thresholds: Sequence[float], strict: bool) -> dict:
+        ths = tuple(sorted(float(t) for t in thresholds))
+        R = self._run.r_factor(self._sp, self._g, ths, _Replicates("observed"))
+        k = R.shape[1] - 1
+        Rx = R[:k, :k]
+        coef = np.linalg.solve(Rx, R[:k, k])
+        meats = self._run.total(_meats, self._sp, self._g, ths, coef)
+        Rinv = np.linalg.inv(Rx)
+        names = design_names(self.x_names, self.z_names, self.q_name, ths, strict)
+        return {"names": names, "coef": coef, "nobs": tr.n_out, "ssr": float(R[k, k] ** 2), "yty": meats["yty"],
+                "XtXinv": Rinv @ Rinv.T, "meat": meats["meat"], "cluster_meat": meats["cluster_meat"],
+                "resid": None}
+
+    def _regime_counts(self, edges: np.ndarray, strict: bool) -> np.ndarray:
+        counts = self._run.total(_regime_counts, self._sp, edges)
+        return counts[counts.sum(axis=1) > 0]  # the periods left in the sample
+
+
+def _terms(formula: str) -> tuple[str, list[str], list[str]]:
+    if not isinstance(formula, str) or "~" not in formula or "|" not in formula:
+        raise ValueError(f"formula={formula!r} must look like 'y ~ x1 + x2 | entity'")
+    lhs, rest = formula.split("~", 1)
+    rhs, fe = rest.rsplit("|", 1)
+    effects = [t.strip() for t in fe.split("+") if t.strip()]
+    terms = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "1", "0")]
+    return lhs.strip(), terms, effects
+
+
+def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: str | Sequence[str],
+                   n_thresholds: int = 1, time: str | None = None, conventions: str = "default",
+                   time_effects: bool = False, n_boot: int | Sequence[int] = 300,
+                   trim: float | Sequence[float] = 0.01, grid: int | str = 400, bootstrap: str = "wild",
+                   weights: str = "rademacher", seed: int | None = None, ci_level: float = 0.95,
+                   level: float = 0.05, backend: str | None = None, progress: Any = None) -> ThresholdResults:
+    """``fastpanel.threshold`` on a Dask DataFrame (see the module docstring for what is supported).
+
+    Parameters are those of :func:`fastpanel.threshold` and :meth:`ThresholdPanel.fit`;
+    ``bootstrap`` must be ``"wild"`` (its default here); ``progress`` may be a callable that
+    receives a line of text as each round starts. The computation runs on the current Dask
+    client, or Dask's default scheduler when there is none.
+
+    Returns
+    -------
+    ThresholdResults
+        As in memory, with ``resid`` None (the residuals stay on the workers).
+    """
+    say = progress if callable(progress) else (lambda _msg: None)
+    dask, _ = _require_dask()
+    if conventions not in ("default", "hansen1999"):
+        raise ValueError(f"conventions={conventions!r}: choose 'default' or 'hansen1999'")
+    lhs, terms, effects = _terms(formula)
+    if len(effects) != 1 or time_effects:
+        raise ValueError(f"formula={formula!r}: " + SUPPORTED)
+    if bootstrap != "wild":
+        raise ValueError(f"bootstrap={bootstrap!r}: " + SUPPORTED)
+    if backend not in (None, "auto", "numba"):
+        raise ValueError(f"backend={backend!r}: on Dask the sweep's sums run on the Numba kernels; leave backend "
+                         "unset")
+    if conventions == "hansen1999" and time is None:
+        raise ValueError("conventions='hansen1999' deletes each entity's last period and needs the period of "
+                         "each row: pass time= (the period ids)")
+    if not isinstance(threshold_var, str):
+        raise TypeError(f"threshold_var={threshold_var!r} must be a column name")
+    zs = [regime_vars] if isinstance(regime_vars, str) else list(regime_vars)
+    if not zs:
+        raise ValueError("regime_vars needs at least one regime-dependent regressor")
+    entity = effects[0]
+    extra = list(dict.fromkeys([entity, threshold_var, *zs] + ([time] if time else [])))
+    plain = lhs in ddf.columns and all(t in ddf.columns for t in terms)
+    if plain:
+        needed = [lhs, *terms]
+    else:
+        from fastpanel.ols.formula import _required
+
+        needed = _required(f"{lhs} ~ {' + '.join(terms) or '1'}")
+    missing = [c for c in dict.fromkeys(needed + extra) if c not in ddf.columns]
+    if missing:
+        raise ValueError(f"column(s) {missing} are not in the Dask DataFrame (its columns: {list(ddf.columns)})")
+    y_col, xs = lhs, list(terms)
+    if not plain:
+        from fastpanel.distributed.ols import _Y_COLUMN, _design_frame
+        from fastpanel.ols.formula import _design
+
+        if "C(" in formula:
+            raise ValueError(f"formula {formula!r}: categorical terms C(...) are not available on Dask (their levels "
+                             "span partitions); add dummy columns first, or " + SUPPORTED)
+        rhs = " + ".join(terms) or "1"
+        cols = list(dict.fromkeys(needed + extra))
+        sample = ddf[cols].head(20, npartitions=-1)
+        with np.errstate(all="ignore"):
+            xs = list(_design(lhs, rhs, sample, True)[2])
+        meta = _design_frame(sample.iloc[:0], lhs, rhs, extra, xs)
+        ddf = ddf[cols].map_partitions(_design_frame, lhs, rhs, extra, xs, meta=meta)
+        y_col = _Y_COLUMN
+    overlap = [z for z in zs if z in xs]
+    if overlap:
+        raise ValueError(f"regime_vars {overlap} also appear among the regressors of the formula; "
+                         "remove them from the formula (their regime slopes include a common slope)")
+    from fastpanel.distributed.ols import _levels
+
+    say(f"round 1: shuffling {ddf.npartitions} partitions by {entity!r}")
+    ddf = ddf[list(dict.fromkeys([y_col, *xs] + extra))].shuffle(on=entity).persist()
+    times = _levels(ddf, time) if time else None
+    strict = conventions == "hansen1999"
+    sp = _TSpec(y_col, tuple(xs), tuple(zs), threshold_var, entity, time, times, strict, strict)
+    run = _Runner(dask, ddf)
+
+    # 1. survey
+    say("round 2: missing values, the threshold variable's distinct values, moments")
+    sv = run.each(_survey, sp)
+    n_dropped = sum(s["n_nan"] for s in sv)
+    n = sum(s["n"] for s in sv)
+    if n == 0:
+        raise ValueError(f"every row has a missing value in {[lhs, threshold_var, *zs, *xs]} or a missing id")
+    dup = sum(s["dup"] for s in sv)
+    if dup:
+        e, t = next(s["dup_example"] for s in sv if s["dup"])
+        raise ValueError(f"entity and time identify {dup} row(s) twice, e.g. entity {e!r} in period {t!r}; each "
+                         "(entity, time) pair must be unique")
+    n_entities = sum(s["n_entities"] for s in sv)
+    if max(s["max_count"] for s in sv) < 2:
+        raise ValueError(f"every entity has a single row ({n} rows, {n_entities} entities): the entity effects "
+                         "absorb everything; the threshold model needs entities observed more than once")
+    if strict and min(s["min_count"] for s in sv) < 2:
+        raise ValueError("conventions='hansen1999' deletes one period per entity: every entity needs >= 2 periods")
+    same = np.logical_and.reduce([s["same"] for s in sv if s["n"]])
+    if same.any():
+        j, i = np.argwhere(same)[0]
+        raise ValueError(f"regime variable {zs[j]!r} is also in X ({xs[i]!r}); its regime slopes already include "
+                         "a common slope: remove it from X")
+    K, trims, boots = fit_options(n_thresholds, n_boot, trim, grid, bootstrap, weights, seed, level, ci_level,
+                                  has_time=time is not None, is_balanced=False)
+    distinct = np.unique(np.concatenate([s["distinct"] for s in sv]))
+    counts = np.zeros(distinct.shape[0], dtype=np.int64)
+    for s in sv:
+        np.add.at(counts, np.searchsorted(distinct, s["distinct"]), s["counts"])
+    cand, windows = candidates(distinct, counts, trims, grid, K, strict, threshold_var)
+    W = sum(s["W"] for s in sv)
+    mean = sum(s["W"] * s["mean"] for s in sv) / W
+    ref = np.diag(sum(s["C"] + s["W"] * np.outer(s["mean"] - mean, s["mean"] - mean) for s in sv))
+    keep_x, dropped = select_regressors(sum(s["gram_within"] for s in sv), ref, xs, zs)
+    gram = sum(s["gram"] for s in sv)
+    cols = list(keep_x) + list(range(len(xs), len(xs) + len(zs)))  # [X_kept, Z] of [X, Z, y]
+    GB = gram[np.ix_(cols, cols)]
+    norms = np.sqrt(np.diag(GB))
+    norms[norms == 0] = 1.0
+    Binv = np.linalg.inv(GB / np.outer(norms, norms))
+    g = _Glob(tuple(keep_x), norms, Binv, cand)
+    n_out = sum(s["n_out"] for s in sv)
+    x_names = [xs[j] for j in keep_x]
+
+    # 2. y-free sums
+    say(f"round 3: the y-free sums of {cand.shape[0]} candidates")
+    pre = run.total(_precompute, sp, g)
+    H, P = pre["H"], pre["P"]
+    Kcc = np.ascontiguousarray(pre["Q0"] - np.einsum("gkp,kl,glq->gpq", P, Binv, P))
+    engine = _DaskEngine(run, sp, g, H, Kcc, P)
+    upto = np.cumsum(counts)
+    pos = np.searchsorted(distinct, cand)
+    below = upto[pos] - counts[pos] if strict else upto[pos]
+    if min(below.min(), n - below.max()) < len(zs) + 1:
+        raise ValueError(f"a regime at the edge of the grid has only {min(below.min(), n - below.max())} "
+                         "observations; raise trim")
+
+    # 3. the sequence on the data, then the bootstrap
+    say("rounds 4+: the threshold sequence")
+    obs, ee = engine.residual_u(_Replicates("observed"))
+    seq = run_sequence(engine, obs, ee, K, windows, keep_curves=True, hansen=strict, Yt=obs)
+    kB = len(keep_x) + len(zs)
+    info = _TransformInfo(n_out=n_out, n_absorbed=n_entities, n_entities=n_entities)
+    sigma2, statistic = f_statistics(n_out, n_entities, kB, len(zs), strict)
+    F_obs = [float(statistic(seq, k)[0]) for k in range(1, K + 1)]
+    null_thresholds = {1: [], 2: [int(seq.idx["1"][0])]}
+    if K >= 2:
+        null_thresholds[3] = [int(seq.idx["1r"][0]), int(seq.idx["2"][0])]
+    wild_seed = seed_value(seed)
+    G = cand.shape[0]
+    chunk = int(np.clip(4_000_000 // max(G * (1 + 2 * len(zs) ** 2), 1), 1, 64))
+    boot_F: list[np.ndarray] = []
+    for k in range(1, K + 1):
+        B = boots[k - 1]
+        if B <= 0:
+            boot_F.append(np.empty(0))
+            continue
+        null = tuple(sorted(float(cand[i]) for i in null_thresholds[k]))
+        R = run.r_factor(sp, g, null, _Replicates("observed"))
+        p = R.shape[1] - 1
+        null_coef = np.linalg.lstsq(R[:p, :p], R[:p, p], rcond=None)[0]
+        out = np.empty(B)
+        for start in range(0, B, chunk):
+            count = min(chunk, B - start)
+            say(f"bootstrap of test {k}: draws {start + 1}-{start + count} of {B}")
+            reps = _Replicates("wild", count=count, test=k, start=start, seed=wild_seed, weights=weights, null=null,
+                               null_coef=null_coef)
+            reps, ee_b = engine.residual_u(reps)
+            if strict and k == 3:
+                s = run_sequence(engine, reps, ee_b, k, windows, hansen=True, refine=False, window2=windows[2],
+                                 Yt=reps)
+            else:
+                s = run_sequence(engine, reps, ee_b, k, windows, hansen=strict, Yt=reps)
+            out[start:start + count] = statistic(s, k)
+        boot_F.append(out)
+    say("last rounds: coefficients and standard errors")
+    model = DaskThresholdModel(run, sp, g, x_names, conventions, dropped)
+    res = ThresholdResults._build(model, engine, info, seq, K, cand, windows, F_obs, boot_F, sigma2, ci_level,
+                                  "numba (dask)", bootstrap, strict, level)
+    res.n_dropped = n_dropped
+    if time is not None:
+        present = run.total(_regime_counts, sp, np.array([-np.inf, np.inf])).sum(axis=1) > 0
+        res._time_labels = times[present]
+    return res
