@@ -8,15 +8,12 @@ in-memory fit is itself checked against pyfixest, statsmodels and linearmodels e
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import fastpanel
+from _dask_killer import kill_busy_worker, one_worker_died
 from fastpanel.ols.model import CollinearityWarning
 
 dd = pytest.importorskip("dask.dataframe")
@@ -102,25 +99,11 @@ def test_worker_dies_during_the_fit(dask_client) -> None:
     still exactly the in-memory one."""
     df = panel(5, N=20_000, T=8)
     ddf = dd.from_pandas(df, npartitions=24, sort=False)
-    pids = dask_client.run(os.getpid)
-    import threading
-
-    def killer() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            busy = [w for w, tasks in dask_client.processing().items() if tasks]
-            if busy:
-                os.kill(pids[busy[0]], signal.SIGKILL)
-                return
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=killer)
-    thread.start()
+    thread, pids = kill_busy_worker(dask_client)
     got = fastpanel.feols("y ~ x1 + x2 | firm + year", ddf, vcov={"CRV1": "firm"})
     thread.join()
     same(fastpanel.feols("y ~ x1 + x2 | firm + year", df, vcov={"CRV1": "firm"}), got)
-    dask_client.wait_for_workers(2, timeout=60)
-    assert set(pids.values()) != set(dask_client.run(os.getpid).values())  # one did die
+    assert one_worker_died(dask_client, pids)
 
 
 def test_unsupported_and_bad_input(dask_client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -98,7 +99,17 @@ class ThresholdResults:
             i = int(seq.idx[stage][0])
             S = seq.curves[stage][0]
             Smin = float(S[i])
-            LR = (S - Smin) / float(sigma2(np.array([Smin]), k)[0])
+            s2 = float(sigma2(np.array([Smin]), k)[0])
+            LR = (S - Smin) / s2
+            # The sweep's S(g) carry an absolute error of ~eps e0'e0 (a difference of two large
+            # numbers); divided by sigma^2 it is the LR's error. Only the minimised SSRs are
+            # recomputed exactly (scan._polish), not the whole curve: say when it matters.
+            lr_error = 10 * np.finfo(float).eps * self.ssr0 / s2 if s2 > 0 else np.inf
+            if lr_error > 1e-3:
+                warnings.warn(
+                    f"the model fits almost perfectly (SSR {Smin:.3g} of {self.ssr0:.3g}): the LR curve of the "
+                    f"threshold at {cand[i]:.6g}, and so its confidence set, may be off by ~{lr_error:.2g}; "
+                    "the estimates and F statistics are recomputed exactly", RuntimeWarning, stacklevel=3)
             inside = cand[LR <= crit]
             entries.append((cand[i], LR, inside))
         entries.sort(key=lambda e: e[0])
