@@ -1,4 +1,11 @@
-"""``fastpanel threshold FILE "FORMULA" --threshold-var Q --regime Z``: Hansen (1999) model."""
+"""``fastpanel threshold FILE "FORMULA" --threshold-var Q --regime Z``: Hansen (1999) model.
+
+With ``--dask [SCHEDULER]`` FILE may be a Parquet/CSV glob or folder, read lazily, and the fit is
+``fastpanel.threshold`` on the Dask DataFrame (``fastpanel.distributed.threshold``: entity effects,
+the wild bootstrap) on a local cluster or the scheduler named, through the same path as
+``fastpanel fit --dask`` (:func:`fastpanel.cli.dask_fit.run_dask`). The output is the in-memory
+one (summary, JSON, --report, --plot): the Dask result carries every number they show.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=("examples:\n  fastpanel threshold data.csv \"lgdp ~ lk + ll | city\" --threshold-var "
                 "storage --regime lcloud --n-thresholds 2 --boot 300 --plot lr.png\n"
                 "  fastpanel threshold data.csv \"lgdp ~ lcloud | city\" --time year --threshold-var storage "
-                "--dynamic --lags 1 --endog lcloud --plot gmm.png"),
+                "--dynamic --lags 1 --endog lcloud --plot gmm.png\n"
+                "  fastpanel threshold 'data/*.parquet' \"y ~ x | firm\" --threshold-var q --regime z --dask "
+                "tcp://scheduler:8786"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="CSV, Parquet, Stata .dta or Excel file")
     p.add_argument("formula", help="\"y ~ x1 + x2 | entity\", \"... | entity + year\" (period effects) or \"... | entity + year + region\" (a further absorbed effect)")
@@ -43,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boot", type=int, default=300, metavar="B",
                    help="bootstrap draws per test (default 300)")
     p.add_argument("--bootstrap", default=None, choices=["residual", "wild"],
-                   help="bootstrap scheme (default: the estimator's)")
+                   help="bootstrap scheme (default: the estimator's; wild with --dask)")
     p.add_argument("--time", default=None, metavar="COL",
                    help="period column: orders rows within entity, checked for duplicate (entity, time) keys; "
                         "needed by --time-effects, --conventions hansen1999 and the residual bootstrap")
@@ -78,6 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "results.json); replaced only if empty or a previous fastpanel report")
     p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     p.add_argument("--format", default="text", choices=["text", "json"], help="output format")
+    p.add_argument("--dask", nargs="?", const="local", default=None, metavar="SCHEDULER",
+                   help="fit on Dask: FILE may be a Parquet/CSV glob or folder; without an address a local "
+                        "cluster sized to the machine (needs fastpanel[dask]); entity effects only "
+                        "('y ~ x | entity') and the wild bootstrap (the default with --dask)")
     add_global_options(p, suppress=True)
     p.set_defaults(handler=run)
 
@@ -219,7 +232,7 @@ def _estimate(fit: Any, args: tuple, kwargs: dict[str, Any], *, errors: Any, war
         warnings.simplefilter("always")
         try:
             result = fit(*args, **kwargs)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, CLIError) as exc:
             raise CLIError(errors(str(exc))) from exc
     for w in caught:
         if issubclass(w.category, UserWarning):
@@ -256,12 +269,86 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--report {args.report}: {exc}") from exc
     if args.plot and not args.plot.lower().endswith(".png"):
         raise CLIError(f"--plot {args.plot}: the plot is a PNG image; give a file name ending in .png")
+    if args.dask and args.dynamic:
+        raise CLIError("--dynamic is not available with --dask: the dynamic model (Seo and Shin 2016) runs in "
+                       "memory; drop --dask")
     if args.dynamic:
         frame = read_table(args.file)
         return _run_dynamic(args, frame, _entity_column(args.formula))
     if not args.regime:
         raise CLIError("name the regime-dependent regressor(s) with --regime Z (or use --dynamic)")
     trim, grid = _trim(args.trim), _grid(args.grid)
+    if args.dask:
+        output = _fit_on_dask(args, trim, grid)
+    else:
+        output = _static_output(args, _fit_in_memory(args, trim, grid))
+    _emit_static(args, *output)
+    return 0
+
+
+def _static_kwargs(args: argparse.Namespace, trim: Any, grid: Any) -> dict[str, Any]:
+    """The estimator's keyword arguments from the options of the static model."""
+    kwargs: dict[str, Any] = {
+        "threshold_var": args.threshold_var,
+        "regime_vars": args.regime if len(args.regime) > 1 else args.regime[0],
+        "n_thresholds": args.n_thresholds, "n_boot": args.boot,
+        "seed": 0 if args.seed is None else args.seed,
+    }
+    if args.time:
+        kwargs["time"] = args.time
+    if args.bootstrap:
+        kwargs["bootstrap"] = args.bootstrap
+    if trim is not None:
+        kwargs["trim"] = trim
+    if grid is not None:
+        kwargs["grid"] = grid
+    kwargs["conventions"] = args.conventions
+    kwargs["level"] = args.level
+    if args.time_effects:
+        kwargs["time_effects"] = True
+    return kwargs
+
+
+def _fit_on_dask(args: argparse.Namespace, trim: Any, grid: Any) -> Any:
+    """The static model on Dask: checks that need no data first (no cluster is started for a
+    usage error), then the columns against the files' schema, then the fit."""
+    from fastpanel.cli.dask_fit import dask_frame, run_dask
+    from fastpanel.cli.fit import _cli_words
+
+    if args.bootstrap == "residual":
+        raise CLIError("--bootstrap residual is not available with --dask (it resamples whole entities, which "
+                       "span partitions); use --bootstrap wild, the default with --dask, or drop --dask")
+    entity = _entity_column(args.formula)
+    effects = [t.strip() for t in args.formula.partition("|")[2].split("+") if t.strip()]
+    if len(effects) >= 2 or args.time_effects:
+        raise CLIError("--dask fits entity effects only ('y ~ x | entity'); period effects (--time-effects or "
+                       "'| entity + time') and further absorbed effects need the in-memory fit: drop --dask")
+    if args.conventions == "hansen1999" and not args.time:
+        raise CLIError("--conventions hansen1999 deletes each entity's last period: add --time COL")
+    if args.boot < 0:
+        raise CLIError(f"--boot must be >= 0, got {args.boot}")
+    frame = dask_frame(str(args.file))
+    schema = getattr(frame, "_meta", None)  # the columns and dtypes, no data read
+    if schema is not None:
+        numeric, _, _ = formula_columns(args.formula, schema, args.file)
+        require_columns(schema, [args.threshold_var, *args.regime] + ([args.time] if args.time else [])
+                        + [entity], args.file)
+        require_numeric(schema, numeric + [args.threshold_var, *args.regime], args.file)
+    threshold = load_estimator("threshold", "fastpanel.panel_threshold", "threshold")
+    kwargs = _static_kwargs(args, trim, grid)
+    kwargs["bootstrap"] = "wild"
+
+    def compute(ddf: Any, progress: Any) -> tuple[str, Any, bytes | None]:
+        result = threshold(args.formula, ddf, progress=progress, **kwargs)
+        # The output is made while the cluster is up: the Dask result computes the coefficients
+        # of each model it shows (model_for) by reductions over the persisted partitions.
+        return _static_output(args, result)
+
+    return _estimate(run_dask, (str(args.file), args.dask, compute), {"frame": frame, "quiet": args.quiet},
+                     errors=lambda m: _threshold_words(_cli_words(m)), warns=_cli_words)
+
+
+def _fit_in_memory(args: argparse.Namespace, trim: Any, grid: Any) -> Any:
     frame = read_table(args.file)
     entity = _entity_column(args.formula)
     effects = [t.strip() for t in args.formula.partition("|")[2].split("+") if t.strip()]
@@ -281,41 +368,35 @@ def run(args: argparse.Namespace) -> int:
     if args.boot < 0:
         raise CLIError(f"--boot must be >= 0, got {args.boot}")
     threshold = load_estimator("threshold", "fastpanel.panel_threshold", "threshold")
-    kwargs: dict[str, Any] = {
-        "threshold_var": args.threshold_var,
-        "regime_vars": args.regime if len(args.regime) > 1 else args.regime[0],
-        "n_thresholds": args.n_thresholds, "n_boot": args.boot,
-        "seed": 0 if args.seed is None else args.seed,
-        "progress": not args.quiet,
-    }
-    if args.time:
-        kwargs["time"] = args.time
-    if args.bootstrap:
-        kwargs["bootstrap"] = args.bootstrap
-    if trim is not None:
-        kwargs["trim"] = trim
-    if grid is not None:
-        kwargs["grid"] = grid
-    kwargs["conventions"] = args.conventions
-    kwargs["level"] = args.level
-    if args.time_effects:
-        kwargs["time_effects"] = True
+    kwargs = _static_kwargs(args, trim, grid)
+    kwargs["progress"] = not args.quiet
     from fastpanel.cli.fit import _cli_words
 
-    result = _estimate(threshold, (args.formula, frame), kwargs,
-                       errors=lambda m: _threshold_words(_cli_words(m)), warns=_cli_words)
+    return _estimate(threshold, (args.formula, frame), kwargs,
+                     errors=lambda m: _threshold_words(_cli_words(m)), warns=_cli_words)
+
+
+def _static_output(args: argparse.Namespace, result: Any) -> tuple[str, Any, bytes | None]:
+    """The output of a finished static fit (in memory or on Dask), made but not yet written:
+    the summary or JSON text, the report (or None) and the PNG of the LR curve (or None)."""
     payload = threshold_payload(result)
-    if args.format == "json":
-        echo(args, json.dumps(payload, indent=2, allow_nan=False), force=True)
-    else:
-        echo(args, str(result.summary()), force=True)
+    text = json.dumps(payload, indent=2, allow_nan=False) if args.format == "json" else str(result.summary())
+    report = png = None
     if args.report:
         from fastpanel.cli.threshold_report import static_report
 
-        _write_report(args, static_report(result, args, payload))
+        report = static_report(result, args, payload)
     if args.plot:
         from fastpanel.report import lr_curve_arrays, lr_plot_png
 
         grid, lr = lr_curve_arrays(result.lr_curve(1))
-        _write_plot(args, lr_plot_png(grid, lr, estimate=float(result.thresholds_for(1)[0]), xlabel=args.threshold_var))
-    return 0
+        png = lr_plot_png(grid, lr, estimate=float(result.thresholds_for(1)[0]), xlabel=args.threshold_var)
+    return text, report, png
+
+
+def _emit_static(args: argparse.Namespace, text: str, report: Any, png: bytes | None) -> None:
+    echo(args, text, force=True)
+    if report is not None:
+        _write_report(args, report)
+    if png is not None:
+        _write_plot(args, png)
