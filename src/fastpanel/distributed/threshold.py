@@ -2,8 +2,9 @@
 
 Algorithm
 ---------
-The rows are shuffled once on the entity column and persisted, so that every partition holds
-whole entities: the within transform ``A`` (entity effects, optionally Hansen's deleted last
+The rows are shuffled once on the entity column, prepared (cleaned, sorted by entity and
+period, threshold order and wild-weight keys attached) and persisted, so that every partition
+holds whole entities: the within transform ``A`` (entity effects, optionally Hansen's deleted last
 period) is block diagonal and each partition applies its own block exactly. The sweep of
 ``fastpanel.kernels.threshold_numba`` then splits into additive sums and a small combination:
 
@@ -15,7 +16,7 @@ period) is block diagonal and each partition applies its own block exactly. The 
    partition's rows with the partition's cut positions of the global candidates), added;
    ``K_cc = Q - P' B^-1 P`` on the client;
 3. per batch of replicates (the observed ``y`` or wild-bootstrap draws): ``B~'y`` (one round),
-   ``e0'e0`` (one round), then one round per stage of Hansen's sequence: the partition's
+   then one round per stage of Hansen's sequence (the first also returns ``e0'e0``): the partition's
    ``r_c(g) = Z_g' A' e0`` and the group part of ``Q(Z_g, Z_f)`` for the fixed thresholds
    (``scan_sums``), added, and ``S(g)`` for every candidate on the client (``scan_combine``,
    the in-memory kernel's second half);
@@ -130,32 +131,59 @@ class _Replicates:
         return replace(self, select=(rows[int(r)],), beta=None if self.beta is None else self.beta[:, [int(r)]])
 
 
+_ENT, _KEY, _QPOS, _OK = "__fastpanel_ent__", "__fastpanel_key__", "__fastpanel_qpos__", "__fastpanel_ok__"
+
+
+def _prepare(part: pd.DataFrame, sp: _TSpec) -> pd.DataFrame:
+    """The partition's rows ready for every round, computed once after the shuffle and persisted:
+    complete rows first, sorted by (entity, period), with their dense entity code, the entity
+    label's key of the wild weights and the position of each row in threshold order; rows
+    with a missing value or id last (``_OK`` False: counted, never used)."""
+    vals = part[[sp.y, sp.q, *sp.zs, *sp.xs]].to_numpy(dtype=np.float64, na_value=np.nan)
+    ent_raw = part[sp.entity].to_numpy()
+    ok = np.isfinite(vals).all(axis=1) & (factorize(ent_raw, sp.entity).codes >= 0)
+    tim = np.zeros(len(part), dtype=np.int64)
+    if sp.time:
+        tf = factorize(part[sp.time].to_numpy(), sp.time)  # sorted levels: codes in period order
+        ok &= tf.codes >= 0
+        tim = tf.codes
+    ent = factorize(ent_raw[ok], sp.entity)
+    codes = ent.codes.astype(np.int64)
+    order = np.lexsort((tim[ok], codes)) if sp.time else np.argsort(codes, kind="stable")
+    rows = np.concatenate([np.flatnonzero(ok)[order], np.flatnonzero(~ok)])
+    n_ok = order.shape[0]
+    out = pd.DataFrame(vals[rows], columns=[sp.y, sp.q, *sp.zs, *sp.xs], index=part.index[rows])
+    out[sp.entity] = ent_raw[rows]
+    if sp.time:
+        out[sp.time] = part[sp.time].to_numpy()[rows]
+    pad = np.full(rows.shape[0] - n_ok, -1, dtype=np.int64)
+    out[_ENT] = np.concatenate([codes[order], pad])
+    out[_KEY] = np.concatenate([entity_keys(ent.levels)[codes[order]], pad.astype(np.uint64)])
+    out[_QPOS] = np.concatenate([np.argsort(vals[rows[:n_ok], 1], kind="stable"), pad])
+    out[_OK] = np.arange(rows.shape[0]) < n_ok
+    return out
+
+
 class _Local:
-    """One partition's rows, cleaned and sorted by (entity, period), with its transform."""
+    """One prepared partition's complete rows (sorted by entity, period) and their transform."""
 
     def __init__(self, part: pd.DataFrame, sp: _TSpec):
-        cols = [sp.y, sp.q, *sp.zs, *sp.xs]
-        vals = part[cols].to_numpy(dtype=np.float64, na_value=np.nan)
-        ent_raw = part[sp.entity].to_numpy()
-        ok = np.isfinite(vals).all(axis=1) & (factorize(ent_raw, sp.entity).codes >= 0)
-        tim = _period_codes(part, sp.time, sp.times) if sp.time else np.zeros(len(part), dtype=np.int64)
-        ok &= tim >= 0
-        self.n_nan = int((~ok).sum())
-        ent = factorize(ent_raw[ok], sp.entity)
-        codes, tim, vals = ent.codes.astype(np.int64), tim[ok], vals[ok]
-        order = np.lexsort((tim, codes)) if sp.time else np.argsort(codes, kind="stable")
+        ok = part[_OK].to_numpy()
+        n = int(ok.sum())
+        self.n_nan = int(ok.shape[0] - n)
         pz = len(sp.zs)
-        self.y = vals[order, 0]
-        self.q = vals[order, 1]
-        self.Z = vals[order, 2:2 + pz]
-        self.X = vals[order, 2 + pz:]
-        self.ent = codes[order]
-        self.time = tim[order]
-        self.labels = ent.levels
-        self.n = self.y.shape[0]
+        vals = part[[sp.y, sp.q, *sp.zs, *sp.xs]].to_numpy(dtype=np.float64)[:n]
+        self.y, self.q = vals[:, 0], vals[:, 1]
+        self.Z, self.X = vals[:, 2:2 + pz], vals[:, 2 + pz:]
+        self.ent = part[_ENT].to_numpy()[:n]
+        self.qorder = part[_QPOS].to_numpy()[:n]
+        self.time = _period_codes(part.iloc[:n], sp.time, sp.times) if sp.time else np.zeros(n, dtype=np.int64)
+        self.n = n
         self.sp = sp
-        self.tr = (PanelTransform(self.ent, self.time, drop_last=sp.drop_last, time_effects=False)
-                   if self.n else None)
+        if n:
+            self.tr = PanelTransform(self.ent, self.time, drop_last=sp.drop_last, time_effects=False)
+            self.keys = part[_KEY].to_numpy()[:n][self.tr.starts[:-1]]  # one per entity, in code order
+            self.entity_label = lambda e: part[sp.entity].iloc[int(self.tr.starts[e])]
 
     def base(self, g: _Glob) -> np.ndarray:
         """Unit-norm transformed base regressors ``B~`` (the in-memory engine's columns)."""
@@ -170,7 +198,7 @@ class _Local:
         X = self.X[:, list(g.keep_x)]
         fitted = self.tr.apply(regime_design(X, self.Z, self.q, list(reps.null), self.sp.strict)) @ reps.null_coef
         resid = yt - fitted
-        w = wild_weights(reps.seed, reps.test, reps.start, reps.count, entity_keys(self.labels), reps.weights)
+        w = wild_weights(reps.seed, reps.test, reps.start, reps.count, self.keys, reps.weights)
         if reps.select is not None:
             w = w[list(reps.select)]
         ent_t = self.tr.entity[self.tr.keep]
@@ -178,7 +206,7 @@ class _Local:
 
     def sweep_arrays(self, g: _Glob) -> tuple:
         """Threshold order, the quadratic form of A'A and the cut positions of the candidates."""
-        qorder = np.argsort(self.q, kind="stable")
+        qorder = self.qorder
         h, grp, cw, C = self.tr.quadratic_form()
         side = "left" if self.sp.strict else "right"
         cuts = np.searchsorted(self.q[qorder], g.cand, side=side).astype(np.int64)
@@ -204,7 +232,7 @@ def _survey(part: pd.DataFrame, sp: _TSpec) -> dict:
         dup = np.flatnonzero(np.diff(key) == 0)
         if dup.size:
             out["dup"] = int(dup.size)
-            out["dup_example"] = (loc.labels[loc.ent[dup[0]]], sp.times[loc.time[dup[0]]])
+            out["dup_example"] = (loc.entity_label(loc.ent[dup[0]]), sp.times[loc.time[dup[0]]])
     out["distinct"], out["counts"] = np.unique(loc.q, return_counts=True)
     B = np.column_stack([loc.Z, loc.X])  # the in-memory collinearity rule: Z first
     mean = B.mean(axis=0)
@@ -244,24 +272,17 @@ def _residuals(loc: _Local, g: _Glob, reps: _Replicates) -> np.ndarray:
     return loc.replicates(reps, g) - loc.base(g) @ reps.beta
 
 
-def _ee(part: pd.DataFrame, sp: _TSpec, g: _Glob, reps: _Replicates) -> np.ndarray:
-    loc = _Local(part, sp)
-    if loc.n == 0:
-        return np.zeros(reps.size)
-    E0 = _residuals(loc, g, reps)
-    return np.einsum("ij,ij->j", E0, E0)
-
-
 def _scan_sums(part: pd.DataFrame, sp: _TSpec, g: _Glob, reps: _Replicates, fixed: np.ndarray) -> dict:
     loc = _Local(part, sp)
     R, G, pz, m = reps.size, g.cand.shape[0], len(sp.zs), fixed.shape[1]
     if loc.n == 0:
-        return {"RC": np.zeros((R, G, pz)), "CROSS": np.zeros((R, G, m, pz, pz))}
+        return {"RC": np.zeros((R, G, pz)), "CROSS": np.zeros((R, G, m, pz, pz)), "ee": np.zeros(R)}
     qorder, zs, _, grp, cw, C, cuts = loc.sweep_arrays(g)
-    V = np.asarray(loc.tr.adjoint(_residuals(loc, g, reps))).reshape(loc.n, -1)
+    E0 = _residuals(loc, g, reps)
+    V = np.asarray(loc.tr.adjoint(E0)).reshape(loc.n, -1)
     U = np.ascontiguousarray(np.take(V.T, qorder, axis=1))
     RC, CROSS = kern.scan_sums(U, cuts, fixed, zs, grp, cw, C)
-    return {"RC": RC, "CROSS": CROSS}
+    return {"RC": RC, "CROSS": CROSS, "ee": np.einsum("ij,ij->j", E0, E0)}
 
 
 def _r_factor(part: pd.DataFrame, sp: _TSpec, g: _Glob, thresholds: tuple[float, ...], reps: _Replicates
@@ -336,6 +357,7 @@ class _DaskEngine:
     def __init__(self, run: _Runner, sp: _TSpec, g: _Glob, H: np.ndarray, Kcc: np.ndarray, P: np.ndarray):
         self.run, self.sp, self.g = run, sp, g
         self.H, self.Kcc, self.P = H, Kcc, P
+        self._first: tuple[_Replicates, dict] | None = None
 
     @property
     def n_candidates(self) -> int:
@@ -345,11 +367,17 @@ class _DaskEngine:
         """The batch with its partial-out coefficients (the stand-in of ``U``) and ``e0'e0``."""
         c = self.run.total(_cross_base, self.sp, self.g, reps)
         reps = replace(reps, beta=self.g.Binv @ c)
-        return reps, self.run.total(_ee, self.sp, self.g, reps)
+        # e0'e0 comes with the sums of the first stage (no fixed threshold): one round for both
+        sums = self.run.total(_scan_sums, self.sp, self.g, reps, np.zeros((reps.size, 0), dtype=np.int64))
+        self._first = (reps, sums)
+        return reps, sums["ee"]
 
     def scan(self, reps: _Replicates, ee: np.ndarray, fixed_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         fixed = np.ascontiguousarray(fixed_idx, dtype=np.int64).reshape(reps.size, -1)
-        sums = self.run.total(_scan_sums, self.sp, self.g, reps, fixed)
+        if fixed.shape[1] == 0 and self._first is not None and self._first[0] is reps:
+            sums = self._first[1]
+        else:
+            sums = self.run.total(_scan_sums, self.sp, self.g, reps, fixed)
         return kern.scan_combine(sums["RC"], sums["CROSS"], np.asarray(ee, dtype=np.float64), fixed,
                                  self.H, self.Kcc, self.P, self.g.Binv)
 
@@ -380,15 +408,36 @@ class DaskThresholdModel:
         self.conventions = conventions
         self.has_time = sp.time is not None
         self.dropped_regressors = dropped
-        self._present: np.ndarray | None = None
+        self._fits: dict[tuple[float, ...], dict] = {}
+        self._counts: dict[tuple[float, ...], np.ndarray] = {}
+
+    def prefetch(self, tr: Any, threshold_sets: Sequence[Sequence[float]], strict: bool) -> None:
+        """Compute the fits (and regime counts) the results can ask for, then let go of the
+        persisted partitions: the result no longer needs the cluster, and holds no data on it."""
+        for ths in threshold_sets:
+            self._linear_fit(tr, ths, strict)
+            if self.has_time:
+                self._regime_counts(np.array([-np.inf, *sorted(ths), np.inf]), strict)
+        self._run = None
+
+    def _cluster(self) -> _Runner:
+        if self._run is None:
+            raise RuntimeError("this Dask threshold fit has released its data; it holds the fits of the models "
+                               "with 0 to n_thresholds thresholds that it estimated")
+        return self._run
 
     def _linear_fit(self, tr: Any, thresholds: Sequence[float], strict: bool) -> dict:
         ths = tuple(sorted(float(t) for t in thresholds))
-        R = self._run.r_factor(self._sp, self._g, ths, _Replicates("observed"))
+        if ths not in self._fits:
+            self._fits[ths] = self._fit_now(tr, ths, strict)
+        return self._fits[ths]
+
+    def _fit_now(self, tr: Any, ths: tuple[float, ...], strict: bool) -> dict:
+        R = self._cluster().r_factor(self._sp, self._g, ths, _Replicates("observed"))
         k = R.shape[1] - 1
         Rx = R[:k, :k]
         coef = np.linalg.solve(Rx, R[:k, k])
-        meats = self._run.total(_meats, self._sp, self._g, ths, coef)
+        meats = self._cluster().total(_meats, self._sp, self._g, ths, coef)
         Rinv = np.linalg.inv(Rx)
         names = design_names(self.x_names, self.z_names, self.q_name, ths, strict)
         return {"names": names, "coef": coef, "nobs": tr.n_out, "ssr": float(R[k, k] ** 2), "yty": meats["yty"],
@@ -396,8 +445,11 @@ class DaskThresholdModel:
                 "resid": None}
 
     def _regime_counts(self, edges: np.ndarray, strict: bool) -> np.ndarray:
-        counts = self._run.total(_regime_counts, self._sp, edges)
-        return counts[counts.sum(axis=1) > 0]  # the periods left in the sample
+        key = tuple(float(e) for e in edges[1:-1])
+        if key not in self._counts:
+            counts = self._cluster().total(_regime_counts, self._sp, edges)
+            self._counts[key] = counts[counts.sum(axis=1) > 0]  # the periods left in the sample
+        return self._counts[key]
 
 
 def _terms(formula: str) -> tuple[str, list[str], list[str]]:
@@ -483,10 +535,13 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
     from fastpanel.distributed.ols import _levels
 
     say(f"round 1: shuffling {ddf.npartitions} partitions by {entity!r}")
-    ddf = ddf[list(dict.fromkeys([y_col, *xs] + extra))].shuffle(on=entity).persist()
-    times = _levels(ddf, time) if time else None
     strict = conventions == "hansen1999"
-    sp = _TSpec(y_col, tuple(xs), tuple(zs), threshold_var, entity, time, times, strict, strict)
+    sp = _TSpec(y_col, tuple(xs), tuple(zs), threshold_var, entity, time, None, strict, strict)
+    ddf = ddf[list(dict.fromkeys([y_col, *xs] + extra))].shuffle(on=entity)
+    meta = _prepare(ddf._meta, sp)
+    ddf = ddf.map_partitions(_prepare, sp, meta=meta).persist()
+    times = _levels(ddf, time) if time else None
+    sp = replace(sp, times=times)
     run = _Runner(dask, ddf)
 
     # 1. survey
@@ -592,4 +647,5 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
     if time is not None:
         present = run.total(_regime_counts, sp, np.array([-np.inf, np.inf])).sum(axis=1) > 0
         res._time_labels = times[present]
+    model.prefetch(info, [res.thresholds_for(k) for k in range(K + 1)], strict)
     return res
