@@ -9,8 +9,15 @@ folder. Model ``y ~ x1 + ... + x5 | firm + year``, CRV1 by firm. The Dask fit ru
 Groups ``dask-feols-<size>``: ``fastpanel-dask`` (read + shuffle + fit, everything timed) and
 ``fastpanel-in-memory`` (pandas.read_parquet + feols). ``extra_info`` records the peak memory
 of each worker process (``ru_maxrss``), the bytes of the columns the shuffle moves (the data
-that cross between the workers is about half of it with 2 workers) and whether the two fits
-agree to 1e-10. Sizes: ``200k`` (default), ``10M`` and ``100M`` (``large``).
+that cross between the workers is about half of it with 2 workers), the bytes the P2P shuffle
+handed to its comms (``p2p_comm_bytes``, from distributed's performance metrics: the Arrow
+shards for every worker, the sending worker itself included) and whether the two fits agree to
+1e-10. Sizes: ``200k`` (default), ``10M`` and ``100M`` (``large``).
+
+Groups ``dask-threshold-<size>`` (200k and 10M): ``fastpanel.threshold`` with threshold
+variable ``x5``, regime variable ``x4``, firm effects, 400 quantiles and 50 wild-bootstrap draws,
+on Dask and in memory; ``extra_info`` says whether thresholds, p-values and critical values are
+identical and F statistics equal to 1e-10.
 """
 
 from __future__ import annotations
@@ -72,6 +79,20 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _p2p_bytes(dask_worker) -> float:
+    """Bytes the worker's P2P shuffle handed to its comms (shards for the other worker and for
+    itself), from distributed's fine performance metrics."""
+    return float(sum(v for k, v in dask_worker.digests_total.items()
+                     if len(k) == 5 and k[0] == "p2p" and k[2:] == ("background-comms", "process", "bytes")))
+
+
+def _timed_with_wire(benchmark, client, fit, rounds: int):
+    """Run the benchmark and return (result, P2P comm bytes per fit summed over the workers)."""
+    before = sum(client.run(_p2p_bytes).values())
+    res = benchmark.pedantic(fit, rounds=rounds, iterations=1)
+    return res, (sum(client.run(_p2p_bytes).values()) - before) / rounds
+
+
 def test_feols_dask(benchmark, parquet, cluster_client) -> None:
     name, folder = parquet
     benchmark.group = f"dask-feols-{name}"
@@ -81,11 +102,12 @@ def test_feols_dask(benchmark, parquet, cluster_client) -> None:
         ddf = dd.read_parquet(str(folder / "*.parquet"))
         return fastpanel.feols(FML, ddf, vcov={"CRV1": "firm"})
 
-    res = benchmark.pedantic(fit, rounds=1 if name != "200k" else 3, iterations=1)
+    res, wire = _timed_with_wire(benchmark, cluster_client, fit, 1 if name != "200k" else 3)
     ddf = dd.read_parquet(str(folder / "*.parquet"))
     shuffled = int(ddf.memory_usage(index=False).sum().compute())
     peaks = cluster_client.run(_peak_rss)
     benchmark.extra_info.update({"nobs": int(res.nobs), "shuffled_column_bytes": shuffled,
+                                 "p2p_comm_bytes": wire,
                                  "worker_peak_rss_bytes": sorted(peaks.values()),
                                  "memory_limit": os.environ.get("DASK_BENCH_MEMORY", "2GiB")})
     if name != "100M":  # the in-memory check (100M rows: checked on a 10M-row subset, see docs/scale-out.md)
@@ -95,11 +117,40 @@ def test_feols_dask(benchmark, parquet, cluster_client) -> None:
         benchmark.extra_info["equals_in_memory_1e-10"] = True
 
 
-def test_feols_in_memory(benchmark, parquet) -> None:
+TH_FML = "y ~ x1 + x2 + x3 | firm"
+TH_KW = dict(threshold_var="x5", regime_vars="x4", time="year", n_boot=50, bootstrap="wild", seed=0, grid=400,
+             progress=False)
+IN_MEMORY = {"feols": lambda frame: fastpanel.feols(FML, frame, vcov={"CRV1": "firm"}),
+             "threshold": lambda frame: fastpanel.threshold(TH_FML, frame, **TH_KW)}
+
+
+def test_threshold_dask(benchmark, parquet, cluster_client) -> None:
+    name, folder = parquet
+    if name == "100M":
+        pytest.skip("the threshold benchmark stops at 10M rows (its in-memory peer must fit)")
+    benchmark.group = f"dask-threshold-{name}"
+    benchmark.name = "fastpanel-dask"
+
+    def fit():
+        return fastpanel.threshold(TH_FML, dd.read_parquet(str(folder / "*.parquet")), **TH_KW)
+
+    res, wire = _timed_with_wire(benchmark, cluster_client, fit, 1 if name != "200k" else 2)
+    want = IN_MEMORY["threshold"](pd.read_parquet(folder))
+    np.testing.assert_array_equal(res.thresholds, want.thresholds)
+    np.testing.assert_array_equal(res.tests["pvalue"].to_numpy(), want.tests["pvalue"].to_numpy())
+    np.testing.assert_allclose(res.tests[["F", "crit5"]].to_numpy(), want.tests[["F", "crit5"]].to_numpy(),
+                               rtol=1e-10)
+    benchmark.extra_info.update({"nobs": int(res.nobs), "equals_in_memory_1e-10": True, "p2p_comm_bytes": wire,
+                                 "worker_peak_rss_bytes": sorted(cluster_client.run(_peak_rss).values())})
+
+
+@pytest.mark.parametrize("model", list(IN_MEMORY))
+def test_in_memory(benchmark, parquet, model) -> None:
+    """The peer of each Dask fit: pandas.read_parquet + the in-memory fit."""
     name, folder = parquet
     if name == "100M":
         pytest.skip("100M rows do not fit this machine's memory in pandas: the point of the Dask fit")
-    benchmark.group = f"dask-feols-{name}"
+    benchmark.group = f"dask-{model}-{name}"
     benchmark.name = "fastpanel-in-memory"
-    benchmark.pedantic(lambda: fastpanel.feols(FML, pd.read_parquet(folder), vcov={"CRV1": "firm"}),
-                       rounds=1 if name != "200k" else 3, iterations=1)
+    benchmark.pedantic(lambda: IN_MEMORY[model](pd.read_parquet(folder)), rounds=1 if name != "200k" else 3,
+                       iterations=1)
