@@ -85,6 +85,27 @@ def test_dask_threshold_equals_in_memory(data, dask_client, capsys) -> None:
         assert coef["estimate"] == pytest.approx(float(shown.params[name]), rel=1e-9)
 
 
+def test_dask_two_way_equals_in_memory(data, dask_client, capsys) -> None:
+    """Entity and period effects ('| firm + year') on Dask: the in-memory numbers."""
+    df, root = data
+    fml = FORMULA.replace("| firm", "| firm + year")
+    rc, out, err = run(capsys, "threshold", str(root / "data" / "*.parquet"), fml, *CLI_OPTS, "--format", "json",
+                       "--dask", dask_client.scheduler.address)
+    assert rc == 0, err
+    got = json.loads(out)
+    want = fastpanel.threshold(fml, df, **LIB_OPTS)
+    assert got["estimated_thresholds"] == [float(t) for t in want.thresholds]
+    assert [t["F"] for t in got["tests"]] == pytest.approx(list(want.tests["F"]), rel=1e-9)
+    assert [t["pvalue"] for t in got["tests"]] == list(want.tests["pvalue"])
+
+
+def test_further_effects_refused(data, capsys) -> None:
+    _, root = data
+    rc, out, err = run(capsys, "threshold", str(root / "data"), FORMULA.replace("| firm", "| firm + year + x"),
+                       *CLI_OPTS, "--dask", "tcp://127.0.0.1:9")
+    assert rc == 1 and out == "" and "further absorbed effects need the in-memory fit" in err
+
+
 def test_local_cluster_summary_and_report(data, tmp_path) -> None:
     """Without an address: a local cluster, in a fresh process (no other client to fall back on:
     everything printed must be computed before the cluster closes); the summary, the report folder
@@ -123,7 +144,6 @@ def test_scheduler_that_does_not_answer(data, capsys) -> None:
 
 @pytest.mark.parametrize(("extra", "message"), [
     (("--bootstrap", "residual"), "--bootstrap residual is not available with --dask"),
-    (("--time-effects", "--time", "year"), "entity effects only"),
     (("--dynamic",), "--dynamic is not available with --dask"),
     (("--conventions", "hansen1999"), "add --time COL"),
     (("--boot", "-1"), "--boot must be >= 0"),

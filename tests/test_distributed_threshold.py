@@ -74,11 +74,13 @@ def same(a, b, rtol: float = 1e-10, lr: bool = True) -> None:
 
 
 @pytest.mark.parametrize("K", [1, 2, 3])
-@pytest.mark.parametrize("conventions", ["default", "hansen1999"])
-def test_equals_in_memory(dask_client, K, conventions) -> None:
+@pytest.mark.parametrize("conventions,effects", [("default", "firm"), ("hansen1999", "firm"),
+                                                 ("default", "firm + year")])
+def test_equals_in_memory(dask_client, K, conventions, effects) -> None:
     df = panel(K)
-    want = fastpanel.threshold("y ~ x1 + x2 | firm", df, n_thresholds=K, conventions=conventions, **KW)
-    got = fastpanel.threshold("y ~ x1 + x2 | firm", dd.from_pandas(df, npartitions=6, sort=False),
+    fml = f"y ~ x1 + x2 | {effects}"
+    want = fastpanel.threshold(fml, df, n_thresholds=K, conventions=conventions, **KW)
+    got = fastpanel.threshold(fml, dd.from_pandas(df, npartitions=6, sort=False),
                               n_thresholds=K, conventions=conventions, **KW)
     assert want.n_dropped == 3
     same(want, got)
@@ -94,6 +96,24 @@ def test_weight_distributions_and_no_period_column(dask_client, weights) -> None
     kw = dict(KW, weights=weights, time=None)
     want = fastpanel.threshold("y ~ x1 + x2 | firm", df, n_thresholds=2, **kw)
     got = fastpanel.threshold("y ~ x1 + x2 | firm", dd.from_pandas(df, npartitions=4, sort=False),
+                              n_thresholds=2, **kw)
+    same(want, got)
+
+
+def test_balanced_two_way(dask_client) -> None:
+    """A balanced panel: in memory the two-way quadratic form is the closed form (entity, period
+    and one global group); on Dask the general period-Schur form. Also time_effects=True."""
+    df = panel(12, N=40, T=7)
+    full = pd.MultiIndex.from_product([df.firm.unique(), df.year.unique()], names=["firm", "year"])
+    rng = np.random.default_rng(0)
+    bal = pd.DataFrame(index=full).reset_index()
+    bal = bal.assign(q=rng.gamma(2.0, size=len(bal)).round(2), z=rng.normal(size=len(bal)),
+                     x1=rng.normal(size=len(bal)), x2=rng.normal(size=len(bal)))
+    bal["y"] = bal.x1 + np.where(bal.q <= 1.5, 1.0, -1.0) * bal.z + rng.normal(size=len(bal))
+    bal = bal.sample(frac=1.0, random_state=2)
+    kw = dict(KW, time_effects=True)
+    want = fastpanel.threshold("y ~ x1 + x2 | firm", bal, n_thresholds=2, **kw)
+    got = fastpanel.threshold("y ~ x1 + x2 | firm", dd.from_pandas(bal, npartitions=3, sort=False),
                               n_thresholds=2, **kw)
     same(want, got)
 
@@ -167,10 +187,12 @@ def test_near_perfect_fit_is_recomputed_exactly(dask_client) -> None:
 def test_unsupported_and_bad_input(dask_client) -> None:
     df = panel(2)
     ddf = dd.from_pandas(df, npartitions=3, sort=False)
-    with pytest.raises(ValueError, match="period effects"):
-        fastpanel.threshold("y ~ x1 | firm + year", ddf, **KW)
-    with pytest.raises(ValueError, match="period effects"):
-        fastpanel.threshold("y ~ x1 | firm", ddf, **dict(KW, time_effects=True))
+    with pytest.raises(ValueError, match="further absorbed effects"):
+        fastpanel.threshold("y ~ x1 | firm + year + q", ddf, **KW)
+    with pytest.raises(ValueError, match="conventions='default'"):
+        fastpanel.threshold("y ~ x1 | firm + year", ddf, **dict(KW, conventions="hansen1999"))
+    with pytest.raises(ValueError, match="needs the period"):
+        fastpanel.threshold("y ~ x1 | firm", ddf, **dict(KW, time=None, time_effects=True))
     with pytest.raises(ValueError, match="residual bootstrap"):
         fastpanel.threshold("y ~ x1 | firm", ddf, **dict(KW, bootstrap="residual"))
     with pytest.raises(ValueError, match="Numba"):

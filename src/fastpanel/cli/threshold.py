@@ -89,8 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="text", choices=["text", "json"], help="output format")
     p.add_argument("--dask", nargs="?", const="local", default=None, metavar="SCHEDULER",
                    help="fit on Dask: FILE may be a Parquet/CSV glob or folder; without an address a local "
-                        "cluster sized to the machine (needs fastpanel[dask]); entity effects only "
-                        "('y ~ x | entity') and the wild bootstrap (the default with --dask)")
+                        "cluster sized to the machine (needs fastpanel[dask]); entity effects, or entity and "
+                        "period effects ('y ~ x | entity + time'), and the wild bootstrap (the default with --dask)")
     add_global_options(p, suppress=True)
     p.set_defaults(handler=run)
 
@@ -320,9 +320,9 @@ def _fit_on_dask(args: argparse.Namespace, trim: Any, grid: Any) -> Any:
                        "span partitions); use --bootstrap wild, the default with --dask, or drop --dask")
     entity = _entity_column(args.formula)
     effects = [t.strip() for t in args.formula.partition("|")[2].split("+") if t.strip()]
-    if len(effects) >= 2 or args.time_effects:
-        raise CLIError("--dask fits entity effects only ('y ~ x | entity'); period effects (--time-effects or "
-                       "'| entity + time') and further absorbed effects need the in-memory fit: drop --dask")
+    if len(effects) >= 3:
+        raise CLIError("--dask fits entity effects, or entity and period effects ('y ~ x | entity + time' or "
+                       "--time-effects); further absorbed effects need the in-memory fit: drop --dask")
     if args.conventions == "hansen1999" and not args.time:
         raise CLIError("--conventions hansen1999 deletes each entity's last period: add --time COL")
     if args.boot < 0:

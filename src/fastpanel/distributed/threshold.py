@@ -5,8 +5,13 @@ Algorithm
 The rows are shuffled once on the entity column, prepared (cleaned, sorted by entity and
 period, threshold order and wild-weight keys attached) and persisted, so that every partition
 holds whole entities: the within transform ``A`` (entity effects, optionally Hansen's deleted last
-period) is block diagonal and each partition applies its own block exactly. The sweep of
-``fastpanel.kernels.threshold_numba`` then splits into additive sums and a small combination:
+period) is block diagonal and each partition applies its own block exactly. With period effects
+``A`` is the in-memory two-way transform split at its global step (``within_dask``): the period
+Schur system ``S`` is summed once, and each matrix the fit transforms (the data, a design, the
+residuals of a batch) gets its period effects ``S^+ r`` from one more reduction of its period
+sums; in ``A'A`` the period block ``-O'M_E S^+ M_E O`` is a quadratic form in global running sums
+of the period weights, added on the client. The sweep of ``fastpanel.kernels.threshold_numba``
+then splits into additive sums and a small combination:
 
 1. survey: rows dropped for missing values (counted), duplicate (entity, period) pairs, entity
    counts, the distinct values of ``q`` with their counts (the global candidate grid), the
@@ -34,10 +39,10 @@ What crosses the network per partition: O(G pz (k + pz)) numbers once, then per 
 replicates and stage O(R G m pz^2) (G candidates, m fixed thresholds); the data never leave
 the workers after the shuffle.
 
-Supported: entity effects (``"y ~ x | entity"``), conventions ``"default"`` and
-``"hansen1999"`` (with ``time=``), the wild bootstrap. Period effects, further absorbed
-effects and the residual bootstrap (which moves whole entity blocks between partitions) raise
-a ``ValueError`` that says so.
+Supported: entity effects (``"y ~ x | entity"``), and period effects (``"y ~ x | entity +
+year"``, ``conventions="default"``, at most 2000 periods); conventions ``"default"`` and
+``"hansen1999"`` (with ``time=``); the wild bootstrap. Further absorbed effects and the residual
+bootstrap (which moves whole entity blocks between partitions) raise a ``ValueError`` that says so.
 
 Naming: ``part`` one partition (pandas), ``loc`` its rows prepared (:class:`_Local`), ``reps``
 a batch of replicates (:class:`_Replicates`), ``G`` candidates, ``k`` base regressors
@@ -52,7 +57,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from fastpanel.distributed.within import _period_codes, _require_dask
+from fastpanel.distributed.within import _period_codes, _require_dask, period_apply, period_schur
 from fastpanel.factor import factorize
 from fastpanel.kernels import threshold_numba as kern
 from fastpanel.panel_threshold.bootstrap import entity_keys, seed_value, wild_weights
@@ -61,13 +66,15 @@ from fastpanel.panel_threshold.model import (candidates, design_names, f_statist
 from fastpanel.panel_threshold.results import ThresholdResults
 from fastpanel.panel_threshold.scan import run_sequence
 from fastpanel.panel_threshold.transform import PanelTransform
+from fastpanel.within import DIRECT_MAX_LEVELS, twoway_gamma
 
 __all__ = ["threshold_dask", "SUPPORTED"]
 
-SUPPORTED = ("on Dask, threshold supports 'y ~ x1 + x2 | entity' (entity effects; regressors named by column or "
-             "row-wise terms such as np.log(x)), conventions 'default' or 'hansen1999' (with time=), and "
-             "bootstrap='wild'; period effects, further absorbed effects and the residual bootstrap need the "
-             "in-memory fit (fastpanel.threshold on a pandas frame)")
+SUPPORTED = ("on Dask, threshold supports 'y ~ x1 + x2 | entity' or 'y ~ x1 + x2 | entity + period' (entity "
+             "effects, and period effects with conventions='default', at most 2000 periods; regressors named by "
+             "column or row-wise terms such as np.log(x)), conventions 'default' or 'hansen1999' (with time=), and "
+             "bootstrap='wild'; further absorbed effects and the residual bootstrap need the in-memory fit "
+             "(fastpanel.threshold on a pandas frame)")
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class _TSpec:
     times: np.ndarray | None
     drop_last: bool
     strict: bool
+    two_way: bool = False  # period effects too (time the period column)
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ class _Glob:
     norms: np.ndarray  # column norms of A [X_kept, Z]
     Binv: np.ndarray  # (B~'B~)^-1 of the unit-norm columns
     cand: np.ndarray  # global candidates
+    gamma: np.ndarray | None = None  # two-way: period effects (T, .) of the columns [X, Z, y]
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,8 @@ class _Replicates:
     null_coef: np.ndarray | None = None
     select: tuple[int, ...] | None = None
     beta: np.ndarray | None = None
+    null_gamma: np.ndarray | None = None  # two-way: period effects of the null model's design
+    e_gamma: np.ndarray | None = None  # two-way: period effects of e0 (T, R), for u = A' e0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -128,7 +139,8 @@ class _Replicates:
     def __getitem__(self, key: Any) -> _Replicates:
         r = key[1] if isinstance(key, tuple) else key
         rows = tuple(range(self.count)) if self.select is None else self.select
-        return replace(self, select=(rows[int(r)],), beta=None if self.beta is None else self.beta[:, [int(r)]])
+        return replace(self, select=(rows[int(r)],), beta=None if self.beta is None else self.beta[:, [int(r)]],
+                       e_gamma=None if self.e_gamma is None else self.e_gamma[:, [int(r)]])
 
 
 _ENT, _KEY, _QPOS, _OK = "__fastpanel_ent__", "__fastpanel_key__", "__fastpanel_qpos__", "__fastpanel_ok__"
@@ -181,22 +193,53 @@ class _Local:
         self.n = n
         self.sp = sp
         if n:
+            # the one-way transform: the entity blocks of A'A; with period effects the period
+            # terms are added from global sums (see _DaskEngine) and the transform is
+            # period_apply with the period effects of each matrix
             self.tr = PanelTransform(self.ent, self.time, drop_last=sp.drop_last, time_effects=False)
             self.keys = part[_KEY].to_numpy()[:n][self.tr.starts[:-1]]  # one per entity, in code order
             self.entity_label = lambda e: part[sp.entity].iloc[int(self.tr.starts[e])]
+            if sp.two_way:
+                self.fac = factorize(self.ent, sp.entity)
+
+    def apply(self, M: np.ndarray, gamma: np.ndarray | None) -> np.ndarray:
+        """``A M``: one-way (and Hansen's deleted last period), or two-way with the period
+        effects ``gamma`` of M's columns (the in-memory second pass)."""
+        if not self.sp.two_way:
+            return self.tr.apply(M)
+        M2 = np.asfortranarray(np.asarray(M, dtype=np.float64).reshape(self.n, -1))
+        out = period_apply(M2, self.fac, self.time, np.asfortranarray(gamma.reshape(gamma.shape[0], -1)), None)
+        return out.reshape(M.shape)
+
+    def adjoint(self, V: np.ndarray, gamma: np.ndarray | None) -> np.ndarray:
+        """``A' V`` (two-way: A is a symmetric projection, so ``A V`` with V's period effects)."""
+        return self.tr.adjoint(V) if not self.sp.two_way else self.apply(V, gamma)
+
+    def period_sums(self, M: np.ndarray) -> np.ndarray:
+        """``r_p`` of the period Schur system for M's columns (two-way; see within_dask)."""
+        M2 = np.asfortranarray(np.asarray(M, dtype=np.float64).reshape(self.n, -1))
+        return period_schur(M2, self.fac, self.time, self.sp.times.size, None)[0]
+
+    def base_columns(self, g: _Glob) -> list[int]:
+        """Positions of ``[X_kept, Z]`` among the survey's columns ``[X, Z, y]``."""
+        kx = self.X.shape[1]
+        return list(g.keep_x) + list(range(kx, kx + self.Z.shape[1]))
 
     def base(self, g: _Glob) -> np.ndarray:
         """Unit-norm transformed base regressors ``B~`` (the in-memory engine's columns)."""
         B = np.column_stack([self.X[:, list(g.keep_x)], self.Z])
-        return self.tr.apply(B) / g.norms
+        gam = None if g.gamma is None else g.gamma[:, self.base_columns(g)]
+        return self.apply(B, gam) / g.norms
+
+    def design(self, g: _Glob, thresholds: Sequence[float]) -> np.ndarray:
+        return regime_design(self.X[:, list(g.keep_x)], self.Z, self.q, list(thresholds), self.sp.strict)
 
     def replicates(self, reps: _Replicates, g: _Glob) -> np.ndarray:
         """(n_out, R) transformed dependent variables of the batch."""
-        yt = self.tr.apply(self.y)
+        yt = self.apply(self.y, None if g.gamma is None else g.gamma[:, -1])
         if reps.kind == "observed":
             return yt[:, None]
-        X = self.X[:, list(g.keep_x)]
-        fitted = self.tr.apply(regime_design(X, self.Z, self.q, list(reps.null), self.sp.strict)) @ reps.null_coef
+        fitted = self.apply(self.design(g, reps.null), reps.null_gamma) @ reps.null_coef
         resid = yt - fitted
         w = wild_weights(reps.seed, reps.test, reps.start, reps.count, self.keys, reps.weights)
         if reps.select is not None:
@@ -216,48 +259,96 @@ class _Local:
 
 # -- per-partition rounds ------------------------------------------------------------------------
 def _survey(part: pd.DataFrame, sp: _TSpec) -> dict:
+    """Round 1: counts, duplicate keys, the distinct values of q, the moments of [Z, X] and,
+    with period effects, the period Schur pieces of [X, Z, y]."""
     loc = _Local(part, sp)
     p = len(sp.zs) + len(sp.xs)
+    T = sp.times.size if sp.time else 0
     out = {"n_nan": loc.n_nan, "n": loc.n, "n_entities": 0, "max_count": 0, "min_count": np.inf, "dup": 0,
            "dup_example": None, "distinct": np.empty(0), "counts": np.empty(0, dtype=np.int64),
-           "W": 0.0, "mean": np.zeros(p), "C": np.zeros((p, p)), "gram_within": np.zeros((p, p)),
-           "gram": np.zeros((p + 1, p + 1)), "same": np.ones((len(sp.zs), len(sp.xs)), dtype=bool),
-           "n_out": 0}
+           "W": 0.0, "mean": np.zeros(p), "C": np.zeros((p, p)), "n_out": 0,
+           "same": np.ones((len(sp.zs), len(sp.xs)), dtype=bool), "per_period": np.zeros(T, dtype=np.int64)}
+    if sp.two_way:
+        out.update(S=np.zeros((T, T)), r=np.zeros((T, p + 1)))
     if loc.n == 0:
         return out
     counts = np.bincount(loc.ent)
     out.update(n_entities=counts.shape[0], max_count=int(counts.max()), min_count=int(counts.min()))
     if sp.time:
+        out["per_period"] = np.bincount(loc.time, minlength=T)
         key = loc.ent * (int(loc.time.max()) + 1) + loc.time
         dup = np.flatnonzero(np.diff(key) == 0)
         if dup.size:
             out["dup"] = int(dup.size)
             out["dup_example"] = (loc.entity_label(loc.ent[dup[0]]), sp.times[loc.time[dup[0]]])
+            return out  # the period system needs unique (entity, period) pairs
     out["distinct"], out["counts"] = np.unique(loc.q, return_counts=True)
     B = np.column_stack([loc.Z, loc.X])  # the in-memory collinearity rule: Z first
     mean = B.mean(axis=0)
     out.update(W=float(loc.n), mean=mean, C=(B - mean).T @ (B - mean))
-    from fastpanel.within import within
-
-    Bt = within(B - B[0], loc.ent)  # shifted: the effects absorb constants, the transform keeps the digits
-    out["gram_within"] = Bt.T @ Bt
-    M = loc.tr.apply(np.column_stack([loc.X, loc.Z, loc.y]))  # the engine's columns, as in memory
-    out["gram"] = M.T @ M
     out["n_out"] = loc.tr.n_out
     out["same"] = np.array([[np.array_equal(loc.Z[:, j], loc.X[:, i]) for i in range(loc.X.shape[1])]
                             for j in range(loc.Z.shape[1])], dtype=bool).reshape(len(sp.zs), len(sp.xs))
+    if sp.two_way:
+        M = np.asfortranarray(np.column_stack([loc.X, loc.Z, loc.y]))
+        out["r"], out["S"] = period_schur(M, loc.fac, loc.time, T, None)
     return out
 
 
+def _grams(part: pd.DataFrame, sp: _TSpec, gamma: np.ndarray | None) -> dict:
+    """Round 2: the Gram matrices of the transformed, shifted [Z, X] (the collinearity rule)
+    and of the transformed [X, Z, y] (the engine's columns, as in memory)."""
+    loc = _Local(part, sp)
+    p = len(sp.zs) + len(sp.xs)
+    if loc.n == 0:
+        return {"gram_within": np.zeros((p, p)), "gram": np.zeros((p + 1, p + 1))}
+    kx = len(sp.xs)
+    zx = list(range(kx, kx + len(sp.zs))) + list(range(kx))  # [Z, X] among [X, Z, y]
+    B = np.column_stack([loc.Z, loc.X])
+    if sp.two_way:  # the shift leaves the period effects unchanged (the entity means absorb it)
+        Bt = loc.apply(B - B[0], gamma[:, zx])
+    else:
+        from fastpanel.within import within
+
+        Bt = within(B - B[0], loc.ent)  # shifted: the effects absorb constants, the transform keeps the digits
+    M = loc.apply(np.column_stack([loc.X, loc.Z, loc.y]), gamma)
+    return {"gram_within": Bt.T @ Bt, "gram": M.T @ M}
+
+
 def _precompute(part: pd.DataFrame, sp: _TSpec, g: _Glob) -> dict:
+    """The y-free sums of the entity blocks (and, two-way, the period weights' running sums)."""
     loc = _Local(part, sp)
     G, pz, k = g.cand.shape[0], len(sp.zs), g.norms.shape[0]
+    out = {"H": np.zeros((G, pz, pz)), "Q0": np.zeros((G, pz, pz)), "P": np.zeros((G, k, pz))}
+    if sp.two_way:
+        out["s"] = np.zeros((G, sp.times.size, pz))
     if loc.n == 0:
-        return {"H": np.zeros((G, pz, pz)), "Q0": np.zeros((G, pz, pz)), "P": np.zeros((G, k, pz))}
+        return out
     qorder, zs, h, grp, cw, C, cuts = loc.sweep_arrays(g)
-    As = np.ascontiguousarray(loc.tr.adjoint(loc.base(g))[qorder])
-    H, Q0, P = kern.precompute(zs, h, grp, cw, C, As, cuts)
-    return {"H": H, "Q0": Q0, "P": P}
+    Bs = loc.base(g)
+    As = np.ascontiguousarray((Bs if sp.two_way else loc.tr.adjoint(Bs))[qorder])  # two-way: A B~ = B~
+    out["H"], out["Q0"], out["P"] = kern.precompute(zs, h, grp, cw, C, As, cuts)
+    if sp.two_way:
+        out["s"] = kern.period_prefix(zs, np.ascontiguousarray(loc.time[qorder]), np.ascontiguousarray(loc.ent[qorder]),
+                                      loc.tr.starts, loc.time, cuts, sp.times.size)
+    return out
+
+
+def _design_period_sums(part: pd.DataFrame, sp: _TSpec, g: _Glob, thresholds: tuple[float, ...]) -> np.ndarray:
+    """Two-way: the period sums ``r_p`` of the design with these thresholds."""
+    loc = _Local(part, sp)
+    ncol = len(g.keep_x) + (len(thresholds) + 1) * len(sp.zs)
+    if loc.n == 0:
+        return np.zeros((sp.times.size, ncol))
+    return loc.period_sums(loc.design(g, thresholds))
+
+
+def _e0_period_sums(part: pd.DataFrame, sp: _TSpec, g: _Glob, reps: _Replicates) -> np.ndarray:
+    """Two-way: the period sums ``r_p`` of ``e0`` (its period effects give ``u = A e0``)."""
+    loc = _Local(part, sp)
+    if loc.n == 0:
+        return np.zeros((sp.times.size, reps.size))
+    return loc.period_sums(_residuals(loc, g, reps))
 
 
 def _cross_base(part: pd.DataFrame, sp: _TSpec, g: _Glob, reps: _Replicates) -> np.ndarray:
@@ -279,31 +370,32 @@ def _scan_sums(part: pd.DataFrame, sp: _TSpec, g: _Glob, reps: _Replicates, fixe
         return {"RC": np.zeros((R, G, pz)), "CROSS": np.zeros((R, G, m, pz, pz)), "ee": np.zeros(R)}
     qorder, zs, _, grp, cw, C, cuts = loc.sweep_arrays(g)
     E0 = _residuals(loc, g, reps)
-    V = np.asarray(loc.tr.adjoint(E0)).reshape(loc.n, -1)
+    V = np.asarray(loc.adjoint(E0, reps.e_gamma)).reshape(loc.n, -1)
     U = np.ascontiguousarray(np.take(V.T, qorder, axis=1))
     RC, CROSS = kern.scan_sums(U, cuts, fixed, zs, grp, cw, C)
     return {"RC": RC, "CROSS": CROSS, "ee": np.einsum("ij,ij->j", E0, E0)}
 
 
-def _r_factor(part: pd.DataFrame, sp: _TSpec, g: _Glob, thresholds: tuple[float, ...], reps: _Replicates
-              ) -> np.ndarray:
+def _r_factor(part: pd.DataFrame, sp: _TSpec, g: _Glob, thresholds: tuple[float, ...], reps: _Replicates,
+              design_gamma: np.ndarray | None) -> np.ndarray:
     """R factor of the partition's ``[A design(thresholds), Y]`` (one step of a TSQR)."""
     loc = _Local(part, sp)
     ncol = len(g.keep_x) + (len(thresholds) + 1) * len(sp.zs) + reps.size
     if loc.n == 0:
         return np.zeros((0, ncol))
-    D = loc.tr.apply(regime_design(loc.X[:, list(g.keep_x)], loc.Z, loc.q, list(thresholds), sp.strict))
+    D = loc.apply(loc.design(g, thresholds), design_gamma)
     M = np.column_stack([D, loc.replicates(reps, g)])
     return np.linalg.qr(M, mode="r")
 
 
-def _meats(part: pd.DataFrame, sp: _TSpec, g: _Glob, thresholds: tuple[float, ...], coef: np.ndarray) -> dict:
+def _meats(part: pd.DataFrame, sp: _TSpec, g: _Glob, thresholds: tuple[float, ...], coef: np.ndarray,
+           design_gamma: np.ndarray | None) -> dict:
     loc = _Local(part, sp)
     k = coef.shape[0]
     if loc.n == 0:
         return {"meat": np.zeros((k, k)), "cluster_meat": np.zeros((k, k)), "yty": 0.0}
-    Xt = loc.tr.apply(regime_design(loc.X[:, list(g.keep_x)], loc.Z, loc.q, list(thresholds), sp.strict))
-    yt = loc.tr.apply(loc.y)
+    Xt = loc.apply(loc.design(g, thresholds), design_gamma)
+    yt = loc.apply(loc.y, None if g.gamma is None else g.gamma[:, -1])
     resid = yt - Xt @ coef
     scores = np.zeros((loc.tr.n_entities, k))
     np.add.at(scores, loc.tr.entity[loc.tr.keep], Xt * resid[:, None])
@@ -351,12 +443,42 @@ class _Runner:
         return np.linalg.qr(np.vstack(Rs), mode="r")
 
 
-class _DaskEngine:
-    """The distributed counterpart of ``ThresholdEngine`` that ``run_sequence`` drives."""
+@dataclass
+class _Periods:
+    """Two-way fits: the period Schur system ``S`` (summed over partitions) and its sizes."""
 
-    def __init__(self, run: _Runner, sp: _TSpec, g: _Glob, H: np.ndarray, Kcc: np.ndarray, P: np.ndarray):
+    S: np.ndarray
+    n: int
+    n_entities: int
+
+    def solve(self, r: np.ndarray) -> np.ndarray:
+        """Period effects ``gamma = S^+ r`` (the in-memory ``twoway_gamma``)."""
+        return twoway_gamma(self.S, r, self.n, self.n_entities)[0]
+
+
+def _design_gamma(run: _Runner, sp: _TSpec, g: _Glob, periods: _Periods | None, ths: tuple[float, ...]
+                  ) -> np.ndarray | None:
+    """Two-way: the period effects of the design with thresholds ``ths`` (one round)."""
+    if periods is None:
+        return None
+    return periods.solve(run.total(_design_period_sums, sp, g, ths))
+
+
+class _DaskEngine:
+    """The distributed counterpart of ``ThresholdEngine`` that ``run_sequence`` drives.
+
+    Two-way: the partitions sum the entity blocks of ``A'A``; the period block
+    ``-O' M_E S^+ M_E O`` (``PanelTransform._other_effects_form``) is a quadratic form in the
+    running sums ``s(g)`` (G, T, pz) of the period weights, added here: to ``Q(Z_g, Z_g)`` once,
+    and to the cross terms ``Q(Z_g, Z_f)`` of every scan as ``s(g)' C s(f)``, ``C = -S^+``.
+    """
+
+    def __init__(self, run: _Runner, sp: _TSpec, g: _Glob, H: np.ndarray, Kcc: np.ndarray, P: np.ndarray,
+                 periods: _Periods | None = None, s: np.ndarray | None = None, Cg: np.ndarray | None = None):
         self.run, self.sp, self.g = run, sp, g
         self.H, self.Kcc, self.P = H, Kcc, P
+        self.periods, self.s = periods, s
+        self.Cs = None if s is None else np.einsum("kl,glq->gkq", Cg, s)  # C s(f) for every candidate f
         self._first: tuple[_Replicates, dict] | None = None
 
     @property
@@ -367,6 +489,8 @@ class _DaskEngine:
         """The batch with its partial-out coefficients (the stand-in of ``U``) and ``e0'e0``."""
         c = self.run.total(_cross_base, self.sp, self.g, reps)
         reps = replace(reps, beta=self.g.Binv @ c)
+        if self.periods is not None:  # u = A e0 needs e0's period effects
+            reps = replace(reps, e_gamma=self.periods.solve(self.run.total(_e0_period_sums, self.sp, self.g, reps)))
         # e0'e0 comes with the sums of the first stage (no fixed threshold): one round for both
         sums = self.run.total(_scan_sums, self.sp, self.g, reps, np.zeros((reps.size, 0), dtype=np.int64))
         self._first = (reps, sums)
@@ -378,12 +502,19 @@ class _DaskEngine:
             sums = self._first[1]
         else:
             sums = self.run.total(_scan_sums, self.sp, self.g, reps, fixed)
+            if self.s is not None:
+                sums = dict(sums, CROSS=sums["CROSS"].copy())
+                for r in range(fixed.shape[0]):
+                    for a in range(fixed.shape[1]):
+                        sums["CROSS"][r, :, a] += np.einsum("gkp,kq->gpq", self.s, self.Cs[fixed[r, a]])
         return kern.scan_combine(sums["RC"], sums["CROSS"], np.asarray(ee, dtype=np.float64), fixed,
                                  self.H, self.Kcc, self.P, self.g.Binv)
 
     def exact_ssr(self, reps: _Replicates, idx: list[int]) -> float:
         """SSR of one replicate with the thresholds ``cand[idx]`` by a TSQR (no cancellation)."""
-        R = self.run.r_factor(self.sp, self.g, tuple(float(self.g.cand[i]) for i in idx), replace(reps, beta=None))
+        ths = tuple(sorted(float(self.g.cand[i]) for i in idx))
+        dg = _design_gamma(self.run, self.sp, self.g, self.periods, ths)
+        R = self.run.r_factor(self.sp, self.g, ths, replace(reps, beta=None, e_gamma=None), dg)
         return float(R[-1, -1] ** 2)
 
 
@@ -400,8 +531,8 @@ class DaskThresholdModel:
     """The model side of a threshold fit on Dask (what ``ThresholdResults`` reads of it)."""
 
     def __init__(self, run: _Runner, sp: _TSpec, g: _Glob, x_names: list[str], conventions: str,
-                 dropped: list[str]):
-        self._run, self._sp, self._g = run, sp, g
+                 dropped: list[str], periods: _Periods | None = None):
+        self._run, self._sp, self._g, self._periods = run, sp, g, periods
         self.x_names = x_names
         self.z_names = list(sp.zs)
         self.q_name = sp.q
@@ -433,11 +564,12 @@ class DaskThresholdModel:
         return self._fits[ths]
 
     def _fit_now(self, tr: Any, ths: tuple[float, ...], strict: bool) -> dict:
-        R = self._cluster().r_factor(self._sp, self._g, ths, _Replicates("observed"))
+        dg = _design_gamma(self._cluster(), self._sp, self._g, self._periods, ths)
+        R = self._cluster().r_factor(self._sp, self._g, ths, _Replicates("observed"), dg)
         k = R.shape[1] - 1
         Rx = R[:k, :k]
         coef = np.linalg.solve(Rx, R[:k, k])
-        meats = self._cluster().total(_meats, self._sp, self._g, ths, coef)
+        meats = self._cluster().total(_meats, self._sp, self._g, ths, coef, dg)
         Rinv = np.linalg.inv(Rx)
         names = design_names(self.x_names, self.z_names, self.q_name, ths, strict)
         return {"names": names, "coef": coef, "nobs": tr.n_out, "ssr": float(R[k, k] ** 2), "yty": meats["yty"],
@@ -485,8 +617,16 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
     if conventions not in ("default", "hansen1999"):
         raise ValueError(f"conventions={conventions!r}: choose 'default' or 'hansen1999'")
     lhs, terms, effects = _terms(formula)
-    if len(effects) != 1 or time_effects:
+    if not 1 <= len(effects) <= 2:
         raise ValueError(f"formula={formula!r}: " + SUPPORTED)
+    if len(effects) == 2:
+        if time is not None and time != effects[1]:
+            raise ValueError(f"formula names the period column {effects[1]!r} but time={time!r}; give one of them")
+        time, time_effects = effects[1], True
+    if time_effects and time is None:
+        raise ValueError("time_effects=True needs the period of each row: pass time= (the period ids)")
+    if time_effects and conventions == "hansen1999":
+        raise ValueError("time_effects=True needs conventions='default' (Hansen's paper has firm effects only)")
     if bootstrap != "wild":
         raise ValueError(f"bootstrap={bootstrap!r}: " + SUPPORTED)
     if backend not in (None, "auto", "numba"):
@@ -536,11 +676,14 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
 
     say(f"round 1: shuffling {ddf.npartitions} partitions by {entity!r}")
     strict = conventions == "hansen1999"
-    sp = _TSpec(y_col, tuple(xs), tuple(zs), threshold_var, entity, time, None, strict, strict)
+    sp = _TSpec(y_col, tuple(xs), tuple(zs), threshold_var, entity, time, None, strict, strict, bool(time_effects))
     ddf = ddf[list(dict.fromkeys([y_col, *xs] + extra))].shuffle(on=entity)
     meta = _prepare(ddf._meta, sp)
     ddf = ddf.map_partitions(_prepare, sp, meta=meta).persist()
     times = _levels(ddf, time) if time else None
+    if time_effects and times.size > DIRECT_MAX_LEVELS:
+        raise ValueError(f"the period effect {time!r} has {times.size} levels; on Dask at most {DIRECT_MAX_LEVELS} "
+                         "(a dense period system): " + SUPPORTED)
     sp = replace(sp, times=times)
     run = _Runner(dask, ddf)
 
@@ -577,23 +720,33 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
     W = sum(s["W"] for s in sv)
     mean = sum(s["W"] * s["mean"] for s in sv) / W
     ref = np.diag(sum(s["C"] + s["W"] * np.outer(s["mean"] - mean, s["mean"] - mean) for s in sv))
-    keep_x, dropped = select_regressors(sum(s["gram_within"] for s in sv), ref, xs, zs)
-    gram = sum(s["gram"] for s in sv)
+    periods, gamma = None, None
+    if sp.two_way:  # the period effects of [X, Z, y]: the in-memory two-way transform's global step
+        periods = _Periods(sum(s["S"] for s in sv), n, n_entities)
+        gamma = periods.solve(sum(s["r"] for s in sv))
+    say("round 3: Gram matrices of the transformed regressors")
+    grams = run.total(_grams, sp, gamma)
+    keep_x, dropped = select_regressors(grams["gram_within"], ref, xs, zs)
+    gram = grams["gram"]
     cols = list(keep_x) + list(range(len(xs), len(xs) + len(zs)))  # [X_kept, Z] of [X, Z, y]
     GB = gram[np.ix_(cols, cols)]
     norms = np.sqrt(np.diag(GB))
     norms[norms == 0] = 1.0
     Binv = np.linalg.inv(GB / np.outer(norms, norms))
-    g = _Glob(tuple(keep_x), norms, Binv, cand)
+    g = _Glob(tuple(keep_x), norms, Binv, cand, gamma)
     n_out = sum(s["n_out"] for s in sv)
     x_names = [xs[j] for j in keep_x]
 
     # 2. y-free sums
-    say(f"round 3: the y-free sums of {cand.shape[0]} candidates")
+    say(f"round 4: the y-free sums of {cand.shape[0]} candidates")
     pre = run.total(_precompute, sp, g)
-    H, P = pre["H"], pre["P"]
-    Kcc = np.ascontiguousarray(pre["Q0"] - np.einsum("gkp,kl,glq->gpq", P, Binv, P))
-    engine = _DaskEngine(run, sp, g, H, Kcc, P)
+    H, P, Q0 = pre["H"], pre["P"], pre["Q0"]
+    Cg = None
+    if sp.two_way:  # the period block of A'A, -O'M_E S^+ M_E O, on the global running sums
+        Cg = -np.linalg.pinv(periods.S, rcond=1e-12, hermitian=True)
+        Q0 = Q0 + np.einsum("gkp,kl,glq->gpq", pre["s"], Cg, pre["s"])
+    Kcc = np.ascontiguousarray(Q0 - np.einsum("gkp,kl,glq->gpq", P, Binv, P))
+    engine = _DaskEngine(run, sp, g, H, Kcc, P, periods, pre.get("s"), Cg)
     upto = np.cumsum(counts)
     pos = np.searchsorted(distinct, cand)
     below = upto[pos] - counts[pos] if strict else upto[pos]
@@ -602,12 +755,14 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
                          "observations; raise trim")
 
     # 3. the sequence on the data, then the bootstrap
-    say("rounds 4+: the threshold sequence")
+    say("rounds 5+: the threshold sequence")
     obs, ee = engine.residual_u(_Replicates("observed"))
     seq = run_sequence(engine, obs, ee, K, windows, keep_curves=True, hansen=strict, Yt=obs)
     kB = len(keep_x) + len(zs)
-    info = _TransformInfo(n_out=n_out, n_absorbed=n_entities, n_entities=n_entities)
-    sigma2, statistic = f_statistics(n_out, n_entities, kB, len(zs), strict)
+    n_periods = int((np.sum([s["per_period"] for s in sv], axis=0) > 0).sum()) if time else 0
+    n_absorbed = n_entities + (n_periods - 1 if sp.two_way else 0)  # as PanelTransform.n_absorbed
+    info = _TransformInfo(n_out=n_out, n_absorbed=n_absorbed, n_entities=n_entities)
+    sigma2, statistic = f_statistics(n_out, n_absorbed, kB, len(zs), strict)
     F_obs = [float(statistic(seq, k)[0]) for k in range(1, K + 1)]
     null_thresholds = {1: [], 2: [int(seq.idx["1"][0])]}
     if K >= 2:
@@ -622,7 +777,8 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
             boot_F.append(np.empty(0))
             continue
         null = tuple(sorted(float(cand[i]) for i in null_thresholds[k]))
-        R = run.r_factor(sp, g, null, _Replicates("observed"))
+        null_gamma = _design_gamma(run, sp, g, periods, null)
+        R = run.r_factor(sp, g, null, _Replicates("observed"), null_gamma)
         p = R.shape[1] - 1
         null_coef = np.linalg.lstsq(R[:p, :p], R[:p, p], rcond=None)[0]
         out = np.empty(B)
@@ -630,7 +786,7 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
             count = min(chunk, B - start)
             say(f"bootstrap of test {k}: draws {start + 1}-{start + count} of {B}")
             reps = _Replicates("wild", count=count, test=k, start=start, seed=wild_seed, weights=weights, null=null,
-                               null_coef=null_coef)
+                               null_coef=null_coef, null_gamma=null_gamma)
             reps, ee_b = engine.residual_u(reps)
             if strict and k == 3:
                 s = run_sequence(engine, reps, ee_b, k, windows, hansen=True, refine=False, window2=windows[2],
@@ -640,7 +796,7 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
             out[start:start + count] = statistic(s, k)
         boot_F.append(out)
     say("last rounds: coefficients and standard errors")
-    model = DaskThresholdModel(run, sp, g, x_names, conventions, dropped)
+    model = DaskThresholdModel(run, sp, g, x_names, conventions, dropped, periods)
     res = ThresholdResults._build(model, engine, info, seq, K, cand, windows, F_obs, boot_F, sigma2, ci_level,
                                   "numba (dask)", bootstrap, strict, level)
     res.n_dropped = n_dropped

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["precompute", "residualize", "scan_batch", "scan_combine", "scan_sums"]
+__all__ = ["period_prefix", "precompute", "residualize", "scan_batch", "scan_combine", "scan_sums"]
 
 
 @njit(cache=True)
@@ -362,3 +362,40 @@ def residualize(Qb, Y):  # pragma: no cover - compiled
             acc += v * v
         ee[r] = acc
     return E, ee
+
+
+@njit(cache=True)
+def period_prefix(zs, per_q, ent_q, starts, per_e, cuts, n_periods):  # pragma: no cover - compiled
+    """Running sums ``s(g) = sum_{j < cut(g)} (O_j - c_{e_j} / T_{e_j}) z_j'`` (G, T, pz): the
+    period weights of the two-way quadratic form (``PanelTransform._other_effects_form``,
+    ``O`` the period dummies, ``c_e`` the entity's period counts) summed over the lower regime.
+
+    Parameters
+    ----------
+    zs : (n, pz) regime variables in threshold order.
+    per_q, ent_q : (n,) period and entity codes in threshold order.
+    starts : (N + 1,) row offsets of each entity in (entity, period) order; per_e : (n,) the
+        periods in that order (an entity's rows list its periods once each).
+    cuts : (G,) increasing lower-regime sizes.
+    n_periods : T, the number of period codes.
+    """
+    n, pz = zs.shape
+    G = cuts.shape[0]
+    T = n_periods
+    out = np.zeros((G, T, pz))
+    run = np.zeros((T, pz))
+    pos = 0
+    for gi in range(G):
+        c = cuts[gi]
+        while pos < c:
+            e = ent_q[pos]
+            lo, hi = starts[e], starts[e + 1]
+            inv = 1.0 / (hi - lo)
+            for p in range(pz):
+                zp = zs[pos, p]
+                run[per_q[pos], p] += zp
+                for r in range(lo, hi):
+                    run[per_e[r], p] -= zp * inv
+            pos += 1
+        out[gi] = run
+    return out
