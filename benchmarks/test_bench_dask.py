@@ -14,8 +14,9 @@ handed to its comms (``p2p_comm_bytes``, from distributed's performance metrics:
 shards for every worker, the sending worker itself included) and whether the two fits agree to
 1e-10. Sizes: ``200k`` (default), ``10M`` and ``100M`` (``large``).
 
-Groups ``dask-threshold-<size>`` (200k and 10M): ``fastpanel.threshold`` with threshold
-variable ``x5``, regime variable ``x4``, firm effects, 400 quantiles and 50 wild-bootstrap draws,
+Groups ``dask-threshold-<size>`` and ``dask-threshold-twoway-<size>`` (200k and 10M):
+``fastpanel.threshold`` with threshold variable ``x5``, regime variable ``x4``, firm effects
+(and year effects), 400 quantiles and 50 wild-bootstrap draws,
 on Dask and in memory; ``extra_info`` says whether thresholds, p-values and critical values are
 identical and F statistics equal to 1e-10.
 """
@@ -117,25 +118,26 @@ def test_feols_dask(benchmark, parquet, cluster_client) -> None:
         benchmark.extra_info["equals_in_memory_1e-10"] = True
 
 
-TH_FML = "y ~ x1 + x2 + x3 | firm"
+TH_FML = {"threshold": "y ~ x1 + x2 + x3 | firm", "threshold-twoway": "y ~ x1 + x2 + x3 | firm + year"}
 TH_KW = dict(threshold_var="x5", regime_vars="x4", time="year", n_boot=50, bootstrap="wild", seed=0, grid=400,
              progress=False)
 IN_MEMORY = {"feols": lambda frame: fastpanel.feols(FML, frame, vcov={"CRV1": "firm"}),
-             "threshold": lambda frame: fastpanel.threshold(TH_FML, frame, **TH_KW)}
+             **{m: (lambda frame, fml=fml: fastpanel.threshold(fml, frame, **TH_KW)) for m, fml in TH_FML.items()}}
 
 
-def test_threshold_dask(benchmark, parquet, cluster_client) -> None:
+@pytest.mark.parametrize("model", list(TH_FML))
+def test_threshold_dask(benchmark, parquet, cluster_client, model) -> None:
     name, folder = parquet
     if name == "100M":
         pytest.skip("the threshold benchmark stops at 10M rows (its in-memory peer must fit)")
-    benchmark.group = f"dask-threshold-{name}"
+    benchmark.group = f"dask-{model}-{name}"
     benchmark.name = "fastpanel-dask"
 
     def fit():
-        return fastpanel.threshold(TH_FML, dd.read_parquet(str(folder / "*.parquet")), **TH_KW)
+        return fastpanel.threshold(TH_FML[model], dd.read_parquet(str(folder / "*.parquet")), **TH_KW)
 
     res, wire = _timed_with_wire(benchmark, cluster_client, fit, 1 if name != "200k" else 2)
-    want = IN_MEMORY["threshold"](pd.read_parquet(folder))
+    want = IN_MEMORY[model](pd.read_parquet(folder))
     np.testing.assert_array_equal(res.thresholds, want.thresholds)
     np.testing.assert_array_equal(res.tests["pvalue"].to_numpy(), want.tests["pvalue"].to_numpy())
     np.testing.assert_allclose(res.tests[["F", "crit5"]].to_numpy(), want.tests[["F", "crit5"]].to_numpy(),
