@@ -181,3 +181,16 @@ def test_missing_threshold_variable(data, capsys) -> None:
 def test_no_files(tmp_path, capsys) -> None:
     rc, out, err = run(capsys, "threshold", str(tmp_path / "*.parquet"), FORMULA, *CLI_OPTS, "--dask")
     assert rc == 1 and out == "" and "no data files match" in err
+
+
+def test_unreadable_partition_file(data, dask_client, capsys, tmp_path) -> None:
+    """A corrupt Parquet file among the inputs: named, and nothing printed as a result."""
+    df, _ = data
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    df.iloc[:60].to_parquet(folder / "a.parquet", index=False)
+    (folder / "b.parquet").write_bytes(b"this is not parquet")
+    rc, out, err = run(capsys, "threshold", str(folder / "*.parquet"), FORMULA, *CLI_OPTS, "--dask",
+                       dask_client.scheduler.address)
+    assert rc == 1 and out == ""
+    assert "b.parquet" in err
