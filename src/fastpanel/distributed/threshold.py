@@ -14,9 +14,10 @@ of the period weights, added on the client. The sweep of ``fastpanel.kernels.thr
 then splits into additive sums and a small combination:
 
 1. survey: rows dropped for missing values (counted), duplicate (entity, period) pairs, entity
-   counts, the distinct values of ``q`` with their counts (the global candidate grid), the
-   moments and the within Gram matrix of ``[Z, X]`` (the collinearity rule of the in-memory
-   fit), and the Gram matrix of ``A [X, Z, y]`` (column scales and ``(B~'B~)^-1``);
+   counts, the moments and the within Gram matrix of ``[Z, X]`` (the collinearity rule of the
+   in-memory fit), and the Gram matrix of ``A [X, Z, y]`` (column scales and ``(B~'B~)^-1``);
+   the global candidate grid from the counts of the distinct values of ``q``, sorted by a
+   distributed sort (only the candidates reach the client);
 2. y-free sums per candidate ``g``: ``H(g)``, ``Q(Z_g, Z_g)``, ``P(g)`` (``precompute`` on the
    partition's rows with the partition's cut positions of the global candidates), added;
    ``K_cc = Q - P' B^-1 P`` on the client;
@@ -61,8 +62,9 @@ from fastpanel.distributed.within import _period_codes, _require_dask, period_ap
 from fastpanel.factor import factorize
 from fastpanel.kernels import threshold_numba as kern
 from fastpanel.panel_threshold.bootstrap import entity_keys, seed_value, wild_weights
-from fastpanel.panel_threshold.model import (candidates, design_names, f_statistics, fit_options, regime_design,
-                                             select_regressors)
+from fastpanel.panel_threshold.grid import quantile_positions
+from fastpanel.panel_threshold.model import (design_names, f_statistics, finish_candidates, fit_options,
+                                             regime_design, select_regressors)
 from fastpanel.panel_threshold.results import ThresholdResults
 from fastpanel.panel_threshold.scan import run_sequence
 from fastpanel.panel_threshold.transform import PanelTransform
@@ -265,8 +267,7 @@ def _survey(part: pd.DataFrame, sp: _TSpec) -> dict:
     p = len(sp.zs) + len(sp.xs)
     T = sp.times.size if sp.time else 0
     out = {"n_nan": loc.n_nan, "n": loc.n, "n_entities": 0, "max_count": 0, "min_count": np.inf, "dup": 0,
-           "dup_example": None, "distinct": np.empty(0), "counts": np.empty(0, dtype=np.int64),
-           "W": 0.0, "mean": np.zeros(p), "C": np.zeros((p, p)), "n_out": 0,
+           "dup_example": None, "W": 0.0, "mean": np.zeros(p), "C": np.zeros((p, p)), "n_out": 0,
            "same": np.ones((len(sp.zs), len(sp.xs)), dtype=bool), "per_period": np.zeros(T, dtype=np.int64)}
     if sp.two_way:
         out.update(S=np.zeros((T, T)), r=np.zeros((T, p + 1)))
@@ -282,7 +283,6 @@ def _survey(part: pd.DataFrame, sp: _TSpec) -> dict:
             out["dup"] = int(dup.size)
             out["dup_example"] = (loc.entity_label(loc.ent[dup[0]]), sp.times[loc.time[dup[0]]])
             return out  # the period system needs unique (entity, period) pairs
-    out["distinct"], out["counts"] = np.unique(loc.q, return_counts=True)
     B = np.column_stack([loc.Z, loc.X])  # the in-memory collinearity rule: Z first
     mean = B.mean(axis=0)
     out.update(W=float(loc.n), mean=mean, C=(B - mean).T @ (B - mean))
@@ -409,6 +409,59 @@ def _regime_counts(part: pd.DataFrame, sp: _TSpec, edges: np.ndarray) -> np.ndar
         regime = np.searchsorted(edges, loc.q, side="right" if sp.strict else "left") - 1
         np.add.at(counts, (loc.time, regime), 1)
     return counts
+
+
+def _sorted_counts(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    values = part.iloc[:, 0].to_numpy(dtype=np.float64)
+    counts = part.iloc[:, 1].to_numpy(dtype=np.int64)
+    order = np.argsort(values, kind="stable")  # sorted already; cheap insurance
+    return values[order], counts[order]
+
+
+def _part_sizes(part: pd.DataFrame) -> tuple[int, int]:
+    return len(part), int(part.iloc[:, 1].sum())
+
+
+def _pick(part: pd.DataFrame, rows: np.ndarray | None, trim: float, rows_before: int, total: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidates held by one partition of the sorted (value, count) table: the rows asked
+    (quantile grid) or, ``rows`` None, the values whose lower-regime share lies in
+    [trim, 1 - trim] (exact grid); with the rows at or below each and at it."""
+    values, counts = _sorted_counts(part)
+    upto = rows_before + np.cumsum(counts)
+    if rows is None:
+        share = upto / total
+        rows = np.flatnonzero((share >= trim) & (share <= 1.0 - trim))
+    return values[rows], upto[rows], counts[rows]
+
+
+def _candidates(dask: Any, ddf: Any, sp: _TSpec, trims: tuple[float, ...], grid: int | str, K: int
+                ) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
+    """The in-memory candidate grid, from the distinct values of q kept distributed: their
+    counts (``value_counts``) sorted by value (``sort_values``, a distributed sort); the client
+    gets the partition sizes and only the candidates, never the list of distinct values."""
+    q = ddf[ddf[_OK]][sp.q]
+    table = (q.value_counts(split_out=max(ddf.npartitions, 1)).rename("__fastpanel_n__").reset_index()
+             .sort_values(sp.q).persist())
+    parts = table.to_delayed()
+    sizes = dask.compute(*[dask.delayed(_part_sizes)(p) for p in parts])
+    nd = sum(s[0] for s in sizes)
+    total = sum(s[1] for s in sizes)
+    first = np.concatenate([[0], np.cumsum([s[0] for s in sizes])])
+    rows_before = np.concatenate([[0], np.cumsum([s[1] for s in sizes])])
+    if isinstance(grid, str):
+        asks = [None] * len(parts)
+        if grid != "exact":
+            raise ValueError(f"grid={grid!r}: pass a number of quantiles (e.g. 400) or 'exact'")
+    else:
+        pos = quantile_positions(nd, trims[0], grid)
+        asks = [pos[(pos >= first[i]) & (pos < first[i + 1])] - first[i] for i in range(len(parts))]
+    picked = dask.compute(*[dask.delayed(_pick)(p, a, trims[0], int(rows_before[i]), total)
+                            for i, (p, a) in enumerate(zip(parts, asks)) if a is None or a.size])
+    cand = np.concatenate([c for c, _, _ in picked] + [np.empty(0)])
+    upto = np.concatenate([u for _, u, _ in picked] + [np.empty(0, dtype=np.int64)])
+    count = np.concatenate([c for _, _, c in picked] + [np.empty(0, dtype=np.int64)])
+    return finish_candidates(cand, upto, count, total, nd, trims, grid, K, sp.strict, sp.q)
 
 
 # -- orchestration ------------------------------------------------------------------------------
@@ -712,11 +765,8 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
                          "a common slope: remove it from X")
     K, trims, boots = fit_options(n_thresholds, n_boot, trim, grid, bootstrap, weights, seed, level, ci_level,
                                   has_time=time is not None, is_balanced=False)
-    distinct = np.unique(np.concatenate([s["distinct"] for s in sv]))
-    counts = np.zeros(distinct.shape[0], dtype=np.int64)
-    for s in sv:
-        np.add.at(counts, np.searchsorted(distinct, s["distinct"]), s["counts"])
-    cand, windows = candidates(distinct, counts, trims, grid, K, strict, threshold_var)
+    say("round 3: the candidate grid from the distinct values of the threshold variable")
+    cand, windows, below = _candidates(dask, ddf, sp, trims, grid, K)
     W = sum(s["W"] for s in sv)
     mean = sum(s["W"] * s["mean"] for s in sv) / W
     ref = np.diag(sum(s["C"] + s["W"] * np.outer(s["mean"] - mean, s["mean"] - mean) for s in sv))
@@ -724,7 +774,7 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
     if sp.two_way:  # the period effects of [X, Z, y]: the in-memory two-way transform's global step
         periods = _Periods(sum(s["S"] for s in sv), n, n_entities)
         gamma = periods.solve(sum(s["r"] for s in sv))
-    say("round 3: Gram matrices of the transformed regressors")
+    say("round 4: Gram matrices of the transformed regressors")
     grams = run.total(_grams, sp, gamma)
     keep_x, dropped = select_regressors(grams["gram_within"], ref, xs, zs)
     gram = grams["gram"]
@@ -738,7 +788,7 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
     x_names = [xs[j] for j in keep_x]
 
     # 2. y-free sums
-    say(f"round 4: the y-free sums of {cand.shape[0]} candidates")
+    say(f"round 5: the y-free sums of {cand.shape[0]} candidates")
     pre = run.total(_precompute, sp, g)
     H, P, Q0 = pre["H"], pre["P"], pre["Q0"]
     Cg = None
@@ -747,15 +797,12 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
         Q0 = Q0 + np.einsum("gkp,kl,glq->gpq", pre["s"], Cg, pre["s"])
     Kcc = np.ascontiguousarray(Q0 - np.einsum("gkp,kl,glq->gpq", P, Binv, P))
     engine = _DaskEngine(run, sp, g, H, Kcc, P, periods, pre.get("s"), Cg)
-    upto = np.cumsum(counts)
-    pos = np.searchsorted(distinct, cand)
-    below = upto[pos] - counts[pos] if strict else upto[pos]
     if min(below.min(), n - below.max()) < len(zs) + 1:
         raise ValueError(f"a regime at the edge of the grid has only {min(below.min(), n - below.max())} "
                          "observations; raise trim")
 
     # 3. the sequence on the data, then the bootstrap
-    say("rounds 5+: the threshold sequence")
+    say("rounds 6+: the threshold sequence")
     obs, ee = engine.residual_u(_Replicates("observed"))
     seq = run_sequence(engine, obs, ee, K, windows, keep_curves=True, hansen=strict, Yt=obs)
     kB = len(keep_x) + len(zs)

@@ -12,45 +12,58 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["candidate_grid", "exclusion_window"]
+__all__ = ["candidate_grid", "exclusion_window", "grid_positions", "quantile_positions"]
 
 
-def candidate_grid(q: np.ndarray, trim: float, grid: int | str, *, counts: np.ndarray | None = None) -> np.ndarray:
+def grid_positions(counts: np.ndarray, trim: float, grid: int | str) -> np.ndarray:
+    """Increasing positions, among the sorted distinct values of ``q``, of the candidates.
+
+    Parameters
+    ----------
+    counts : (n_distinct,) rows per distinct value, in increasing order of the values; with a
+        quantile grid only its length is used.
+    trim : float
+        Share trimmed at each end, in [0, 0.5).
+    grid : int or "exact"
+        Number of quantiles, or every distinct value.
+    """
+    nd = counts.shape[0]
+    if isinstance(grid, str):
+        if grid != "exact":
+            raise ValueError(f"grid={grid!r}: pass a number of quantiles (e.g. 400) or 'exact'")
+        share = np.cumsum(counts) / counts.sum()  # share of rows with q <= each distinct value
+        return np.flatnonzero((share >= trim) & (share <= 1.0 - trim))
+    return quantile_positions(nd, trim, grid)
+
+
+def quantile_positions(nd: int, trim: float, grid: int) -> np.ndarray:
+    """Positions ``floor(level * nd) - 1`` of the quantile grid (Hansen's GAUSS indexing),
+    unique and increasing, for ``nd`` distinct values."""
+    if isinstance(grid, bool) or int(grid) != grid or grid < 2:
+        raise ValueError(f"grid={grid!r} must be an integer >= 2 (number of quantiles) or 'exact'")
+    levels = np.arange(1, int(grid)) / int(grid)
+    levels = levels[(levels >= trim - 1e-12) & (levels <= 1.0 - trim + 1e-12)]
+    pos = np.floor(levels * nd + 1e-9).astype(np.int64) - 1
+    return np.unique(np.clip(pos, 0, nd - 1))
+
+
+def candidate_grid(q: np.ndarray, trim: float, grid: int | str) -> np.ndarray:
     """Increasing candidate thresholds for the threshold variable ``q``.
 
     Parameters
     ----------
-    q : (n,) finite threshold variable, or with ``counts`` its sorted distinct values.
+    q : (n,) finite threshold variable.
     trim : float
         Share trimmed at each end, in [0, 0.5).
     grid : int or "exact"
         Number of quantiles, or every distinct value.
 
-    counts : (n_distinct,) rows per distinct value (then ``q`` holds the distinct values); the
-        form a distributed fit gathers.
-
     Returns
     -------
     ndarray of unique increasing candidates.
     """
-    if counts is None:
-        distinct, counts = np.unique(q, return_counts=True)
-    else:
-        distinct = np.asarray(q)
-    nd = distinct.shape[0]
-    if isinstance(grid, str):
-        if grid != "exact":
-            raise ValueError(f"grid={grid!r}: pass a number of quantiles (e.g. 400) or 'exact'")
-        share = np.cumsum(counts) / counts.sum()  # share of rows with q <= each distinct value
-        cand = distinct[(share >= trim) & (share <= 1.0 - trim)]
-    else:
-        if isinstance(grid, bool) or int(grid) != grid or grid < 2:
-            raise ValueError(f"grid={grid!r} must be an integer >= 2 (number of quantiles) or 'exact'")
-        levels = np.arange(1, int(grid)) / int(grid)
-        levels = levels[(levels >= trim - 1e-12) & (levels <= 1.0 - trim + 1e-12)]
-        pos = np.floor(levels * nd + 1e-9).astype(np.int64) - 1
-        cand = distinct[np.clip(pos, 0, nd - 1)]
-    return np.unique(cand)
+    distinct, counts = np.unique(q, return_counts=True)
+    return distinct[grid_positions(counts, trim, grid)]
 
 
 def exclusion_window(trim: float, grid: int | str, n_candidates: int) -> int:

@@ -35,7 +35,7 @@ from fastpanel._backend import resolve_backend
 from fastpanel._validation import as_pandas
 from fastpanel.panel_threshold.bootstrap import (bootstrap_statistics, draw_bootstrap, entity_keys, seed_value,
                                                  wild_weights)
-from fastpanel.panel_threshold.grid import candidate_grid, exclusion_window
+from fastpanel.panel_threshold.grid import exclusion_window, grid_positions
 from fastpanel.panel_threshold.results import ThresholdResults
 from fastpanel.panel_threshold.scan import ThresholdEngine, run_sequence
 from fastpanel.panel_threshold.transform import PanelTransform
@@ -379,20 +379,31 @@ def candidates(distinct: np.ndarray, counts: np.ndarray, trims: tuple[float, ...
                strict: bool, q_name: str) -> tuple[np.ndarray, tuple[int, ...]]:
     """The candidate grid from the distinct values of q and their counts (both regimes
     non-empty), and the exclusion window of each stage; refuses a grid too small for K."""
-    cand = candidate_grid(distinct, trims[0], grid, counts=counts)
-    total = int(counts.sum())
+    pos = grid_positions(counts, trims[0], grid)
     upto = np.cumsum(counts)  # rows with q <= distinct[i]
-    pos = np.searchsorted(distinct, cand)  # every candidate is a distinct value
-    below = upto[pos] - counts[pos] if strict else upto[pos]
-    cand = cand[(below > 0) & (below < total)]
+    return finish_candidates(distinct[pos], upto[pos], counts[pos], int(upto[-1]), distinct.shape[0], trims, grid,
+                             K, strict, q_name)[:2]
+
+
+def finish_candidates(cand: np.ndarray, upto: np.ndarray, count: np.ndarray, total: int, n_distinct: int,
+                      trims: tuple[float, ...], grid: int | str, K: int, strict: bool, q_name: str
+                      ) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
+    """Keep the candidates whose two regimes are non-empty and set the exclusion windows.
+
+    ``upto`` and ``count``: the rows with ``q <= cand`` and ``q == cand``. Returns the
+    candidates, the windows and the lower-regime sizes; refuses a grid too small for K.
+    """
+    below = upto - count if strict else upto
+    keep = (below > 0) & (below < total)
+    cand, below = cand[keep], below[keep]
     windows = tuple(exclusion_window(t, grid, cand.shape[0]) for t in trims)
     needed = 2 * sum(windows[1:]) + K + 1
     if cand.shape[0] < max(needed, 2):
         raise ValueError(
-            f"threshold_var {q_name!r} has {distinct.shape[0]} distinct values, which leaves "
+            f"threshold_var {q_name!r} has {n_distinct} distinct values, which leaves "
             f"{cand.shape[0]} candidates after trimming {trims}; {K} threshold(s) need at least "
             f"{max(needed, 2)} candidates: lower n_thresholds or trim, or use grid='exact'")
-    return cand, windows
+    return cand, windows, below
 
 
 def regime_design(X: np.ndarray, Z: np.ndarray, q: np.ndarray, thresholds: Sequence[float], strict: bool
