@@ -118,12 +118,46 @@ def test_balanced_two_way(dask_client) -> None:
     same(want, got)
 
 
+@pytest.mark.parametrize("effects", ["firm", "firm + year"])
+def test_singletons_empty_partitions_and_dates(dask_client, effects) -> None:
+    """An entity seen once, a period seen only in a dropped row, datetime periods, and more
+    partitions than entities (most of them empty after the shuffle)."""
+    df = panel(21, N=12, T=8)
+    extra = pd.DataFrame({"firm": ["solo", "f999", "f999"], "year": [2003, 2001, 2030], "q": [1.0, 2.0, 3.0],
+                          "z": [0.1, 0.2, 0.3], "x1": [0.5, 0.1, 0.2], "x2": [0.3, 0.2, np.nan],
+                          "y": [1.0, 2.0, 3.0]})
+    df = pd.concat([df, extra], ignore_index=True).sample(frac=1.0, random_state=3)
+    df["year"] = pd.to_datetime(df["year"].astype(str) + "-01-01")
+    kw = dict(KW, grid=30)
+    fml = f"y ~ x1 + x2 | {effects}"
+    want = fastpanel.threshold(fml, df, n_thresholds=2, **kw)
+    got = fastpanel.threshold(fml, dd.from_pandas(df, npartitions=30, sort=False), n_thresholds=2, **kw)
+    assert want.n_dropped == 4
+    same(want, got)
+    pd.testing.assert_frame_equal(got.regime_shares(), want.regime_shares())
+
+
 def test_partitioning_does_not_change_the_numbers(dask_client) -> None:
     df = panel(3)
     fits = [fastpanel.threshold("y ~ x1 + x2 | firm", dd.from_pandas(df, npartitions=p, sort=False),
                                 n_thresholds=2, **KW) for p in (1, 3, 11)]
     for f in fits[1:]:
         same(fits[0], f)
+
+
+@pytest.mark.parametrize("grid", [60, "exact"])
+def test_grid_from_the_distributed_sort(dask_client, monkeypatch, grid) -> None:
+    """Many distinct values of q: the grid comes from value counts sorted on the workers (forced
+    here by a gather limit of 0) and is exactly the in-memory grid."""
+    from fastpanel.distributed import threshold as dt
+
+    monkeypatch.setattr(dt, "GATHER_DISTINCT_MAX", 0)
+    df = panel(9).assign(q=lambda d: np.where(np.arange(len(d)) % 3 == 0, d.q.round(1), d.q + 1e-3 * d.x2))
+    kw = dict(KW, grid=grid, trim=0.1)
+    want = fastpanel.threshold("y ~ x1 + x2 | firm", df, n_thresholds=2, **kw)
+    got = fastpanel.threshold("y ~ x1 + x2 | firm", dd.from_pandas(df, npartitions=5, sort=False),
+                              n_thresholds=2, **kw)
+    same(want, got)
 
 
 def test_in_memory_draws_do_not_depend_on_row_order_or_coding() -> None:

@@ -16,8 +16,9 @@ then splits into additive sums and a small combination:
 1. survey: rows dropped for missing values (counted), duplicate (entity, period) pairs, entity
    counts, the moments and the within Gram matrix of ``[Z, X]`` (the collinearity rule of the
    in-memory fit), and the Gram matrix of ``A [X, Z, y]`` (column scales and ``(B~'B~)^-1``);
-   the global candidate grid from the counts of the distinct values of ``q``, sorted by a
-   distributed sort (only the candidates reach the client);
+   the global candidate grid from the counts of the distinct values of ``q``: merged on the
+   client when they are few (``GATHER_DISTINCT_MAX``), else sorted by a distributed sort
+   (only the candidates reach the client);
 2. y-free sums per candidate ``g``: ``H(g)``, ``Q(Z_g, Z_g)``, ``P(g)`` (``precompute`` on the
    partition's rows with the partition's cut positions of the global candidates), added;
    ``K_cc = Q - P' B^-1 P`` on the client;
@@ -62,7 +63,7 @@ from fastpanel.distributed.within import _period_codes, _require_dask, period_ap
 from fastpanel.factor import factorize
 from fastpanel.kernels import threshold_numba as kern
 from fastpanel.panel_threshold.bootstrap import entity_keys, seed_value, wild_weights
-from fastpanel.panel_threshold.grid import quantile_positions
+from fastpanel.panel_threshold.grid import grid_positions, quantile_positions
 from fastpanel.panel_threshold.model import (design_names, f_statistics, finish_candidates, fit_options,
                                              regime_design, select_regressors)
 from fastpanel.panel_threshold.results import ThresholdResults
@@ -267,7 +268,7 @@ def _survey(part: pd.DataFrame, sp: _TSpec) -> dict:
     p = len(sp.zs) + len(sp.xs)
     T = sp.times.size if sp.time else 0
     out = {"n_nan": loc.n_nan, "n": loc.n, "n_entities": 0, "max_count": 0, "min_count": np.inf, "dup": 0,
-           "dup_example": None, "W": 0.0, "mean": np.zeros(p), "C": np.zeros((p, p)), "n_out": 0,
+           "dup_example": None, "W": 0.0, "n_distinct": 0, "mean": np.zeros(p), "C": np.zeros((p, p)), "n_out": 0,
            "same": np.ones((len(sp.zs), len(sp.xs)), dtype=bool), "per_period": np.zeros(T, dtype=np.int64)}
     if sp.two_way:
         out.update(S=np.zeros((T, T)), r=np.zeros((T, p + 1)))
@@ -283,6 +284,7 @@ def _survey(part: pd.DataFrame, sp: _TSpec) -> dict:
             out["dup"] = int(dup.size)
             out["dup_example"] = (loc.entity_label(loc.ent[dup[0]]), sp.times[loc.time[dup[0]]])
             return out  # the period system needs unique (entity, period) pairs
+    out["n_distinct"] = int(np.unique(loc.q).size)
     B = np.column_stack([loc.Z, loc.X])  # the in-memory collinearity rule: Z first
     mean = B.mean(axis=0)
     out.update(W=float(loc.n), mean=mean, C=(B - mean).T @ (B - mean))
@@ -435,11 +437,36 @@ def _pick(part: pd.DataFrame, rows: np.ndarray | None, trim: float, rows_before:
     return values[rows], upto[rows], counts[rows]
 
 
-def _candidates(dask: Any, ddf: Any, sp: _TSpec, trims: tuple[float, ...], grid: int | str, K: int
-                ) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
-    """The in-memory candidate grid, from the distinct values of q kept distributed: their
-    counts (``value_counts``) sorted by value (``sort_values``, a distributed sort); the client
-    gets the partition sizes and only the candidates, never the list of distinct values."""
+def _distinct(part: pd.DataFrame, sp: _TSpec) -> tuple[np.ndarray, np.ndarray]:
+    ok = part[_OK].to_numpy()
+    return np.unique(part[sp.q].to_numpy(dtype=np.float64)[ok], return_counts=True)
+
+
+#: Up to this many distinct values of q summed over partitions, they are gathered on the client
+#: (16 bytes each) and merged there; beyond, the grid comes from a distributed sort.
+GATHER_DISTINCT_MAX = 1 << 23
+
+
+def _candidates(dask: Any, ddf: Any, sp: _TSpec, trims: tuple[float, ...], grid: int | str, K: int,
+                n_distinct_bound: int) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
+    """The in-memory candidate grid from the distinct values of q and their counts.
+
+    ``n_distinct_bound`` (the partitions' distinct counts added) at most
+    ``GATHER_DISTINCT_MAX``: each partition's distinct values and counts are merged on the
+    client. Beyond: they stay distributed, counted (``value_counts``) and sorted by value
+    (``sort_values``, a distributed sort); the client gets the partition sizes and only the
+    candidates, never the list of distinct values (as long as the data for a continuous q).
+    """
+    if n_distinct_bound <= GATHER_DISTINCT_MAX:
+        parts = [v for v in _Runner(dask, ddf).each(_distinct, sp) if v[0].size]
+        distinct = np.unique(np.concatenate([v for v, _ in parts]))
+        counts = np.zeros(distinct.shape[0], dtype=np.int64)
+        for v, c in parts:
+            np.add.at(counts, np.searchsorted(distinct, v), c)
+        pos = grid_positions(counts, trims[0], grid)
+        upto = np.cumsum(counts)
+        return finish_candidates(distinct[pos], upto[pos], counts[pos], int(upto[-1]), distinct.shape[0], trims,
+                                 grid, K, sp.strict, sp.q)
     q = ddf[ddf[_OK]][sp.q]
     table = (q.value_counts(split_out=max(ddf.npartitions, 1)).rename("__fastpanel_n__").reset_index()
              .sort_values(sp.q).persist())
@@ -766,7 +793,7 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
     K, trims, boots = fit_options(n_thresholds, n_boot, trim, grid, bootstrap, weights, seed, level, ci_level,
                                   has_time=time is not None, is_balanced=False)
     say("round 3: the candidate grid from the distinct values of the threshold variable")
-    cand, windows, below = _candidates(dask, ddf, sp, trims, grid, K)
+    cand, windows, below = _candidates(dask, ddf, sp, trims, grid, K, sum(s["n_distinct"] for s in sv))
     W = sum(s["W"] for s in sv)
     mean = sum(s["W"] * s["mean"] for s in sv) / W
     ref = np.diag(sum(s["C"] + s["W"] * np.outer(s["mean"] - mean, s["mean"] - mean) for s in sv))
