@@ -229,6 +229,11 @@ def test_unsupported_and_bad_input(dask_client) -> None:
         fastpanel.threshold("y ~ x1 | firm", ddf, **dict(KW, time=None, time_effects=True))
     with pytest.raises(ValueError, match="residual bootstrap"):
         fastpanel.threshold("y ~ x1 | firm", ddf, **dict(KW, bootstrap="residual"))
+    no_scheme = {k: v for k, v in KW.items() if k != "bootstrap"}
+    with pytest.raises(ValueError, match="pass bootstrap='wild'"):  # not silently another test
+        fastpanel.threshold("y ~ x1 | firm", ddf, **no_scheme)
+    no_draws = fastpanel.threshold("y ~ x1 | firm", ddf, **dict(no_scheme, n_boot=0))  # no test: no scheme needed
+    assert np.isnan(no_draws.tests["pvalue"].iloc[0])
     with pytest.raises(ValueError, match="Numba"):
         fastpanel.threshold("y ~ x1 | firm", ddf, **dict(KW, backend="cuda"))
     with pytest.raises(ValueError, match=r"\['nope'\]"):

@@ -677,13 +677,14 @@ def _terms(formula: str) -> tuple[str, list[str], list[str]]:
 def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: str | Sequence[str],
                    n_thresholds: int = 1, time: str | None = None, conventions: str = "default",
                    time_effects: bool = False, n_boot: int | Sequence[int] = 300,
-                   trim: float | Sequence[float] = 0.01, grid: int | str = 400, bootstrap: str = "wild",
+                   trim: float | Sequence[float] = 0.01, grid: int | str = 400, bootstrap: str | None = None,
                    weights: str = "rademacher", seed: int | None = None, ci_level: float = 0.95,
                    level: float = 0.05, backend: str | None = None, progress: Any = None) -> ThresholdResults:
     """``fastpanel.threshold`` on a Dask DataFrame (see the module docstring for what is supported).
 
     Parameters are those of :func:`fastpanel.threshold` and :meth:`ThresholdPanel.fit`;
-    ``bootstrap`` must be ``"wild"`` (its default here); ``progress`` may be a callable that
+    ``bootstrap="wild"`` must be given unless ``n_boot=0`` (the in-memory default, the residual
+    bootstrap, is not available, and is not replaced silently); ``progress`` may be a callable that
     receives a line of text as each round starts. The computation runs on the current Dask
     client, or Dask's default scheduler when there is none.
 
@@ -707,8 +708,16 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
         raise ValueError("time_effects=True needs the period of each row: pass time= (the period ids)")
     if time_effects and conventions == "hansen1999":
         raise ValueError("time_effects=True needs conventions='default' (Hansen's paper has firm effects only)")
-    if bootstrap != "wild":
+    draws = n_boot if isinstance(n_boot, (list, tuple)) else [n_boot]
+    if bootstrap is None and any(b != 0 for b in draws):
+        # in memory the default is the residual bootstrap: the same call must not silently
+        # switch to another test on Dask
+        raise ValueError("on Dask pass bootstrap='wild' (the in-memory default, 'residual', resamples whole "
+                         "entities, which span partitions; fit in memory with bootstrap='wild' for the same "
+                         "p-values)")
+    if bootstrap not in (None, "wild"):
         raise ValueError(f"bootstrap={bootstrap!r}: " + SUPPORTED)
+    bootstrap = "wild"
     if backend not in (None, "auto", "numba"):
         raise ValueError(f"backend={backend!r}: on Dask the sweep's sums run on the Numba kernels; leave backend "
                          "unset")

@@ -26,6 +26,12 @@ Algorithm (see docs/ARCHITECTURE "Why the threshold engine can be fast")
     Cost per replicate: O(n pz (1 + m n_gr nc^2 pz)) for the sweep plus O(G (k + m pz) m pz^2)
     for the small solves; replicates are independent (the parallel dimension).
 
+    ``scan_batch`` is two halves: ``scan_sums`` (the running sums ``r_c(g)`` and the group part
+    of ``Q(Z_g, Z_f)``: additive over observations and groups, so partitions holding whole
+    groups compute them apart and add them) and ``scan_combine`` (``S(g)`` from the sums). The
+    distributed engine (``fastpanel.distributed.threshold``) calls them apart, with
+    ``period_prefix`` for the period weights of the two-way form.
+
 Naming: ``n`` observations in threshold order (``_sorted`` arrays), ``G`` candidates with
 increasing ``cuts`` (lower-regime sizes), ``m`` fixed thresholds given as candidate indices
 (``fixed_idx``, one row per replicate), ``pz`` regime variables, ``k`` base regressors,
