@@ -63,13 +63,13 @@ from fastpanel.distributed.within import _period_codes, _require_dask, period_ap
 from fastpanel.factor import factorize
 from fastpanel.kernels import threshold_numba as kern
 from fastpanel.panel_threshold.bootstrap import entity_keys, seed_value, wild_weights
-from fastpanel.panel_threshold.grid import grid_positions, quantile_positions
-from fastpanel.panel_threshold.model import (design_names, f_statistics, finish_candidates, fit_options,
-                                             regime_design, select_regressors)
+from fastpanel.panel_threshold.grid import quantile_positions
+from fastpanel.panel_threshold.model import (candidates, design_names, f_statistics, finish_candidates,
+                                             fit_options, parse_formula, regime_design, select_regressors)
 from fastpanel.panel_threshold.results import ThresholdResults
 from fastpanel.panel_threshold.scan import run_sequence
 from fastpanel.panel_threshold.transform import PanelTransform
-from fastpanel.within import DIRECT_MAX_LEVELS, twoway_gamma
+from fastpanel.within import DIRECT_MAX_LEVELS, twoway_gamma, within
 
 __all__ = ["threshold_dask", "SUPPORTED"]
 
@@ -310,8 +310,6 @@ def _grams(part: pd.DataFrame, sp: _TSpec, gamma: np.ndarray | None) -> dict:
     if sp.two_way:  # the shift leaves the period effects unchanged (the entity means absorb it)
         Bt = loc.apply(B - B[0], gamma[:, zx])
     else:
-        from fastpanel.within import within
-
         Bt = within(B - B[0], loc.ent)  # shifted: the effects absorb constants, the transform keeps the digits
     M = loc.apply(np.column_stack([loc.X, loc.Z, loc.y]), gamma)
     return {"gram_within": Bt.T @ Bt, "gram": M.T @ M}
@@ -463,10 +461,7 @@ def _candidates(dask: Any, ddf: Any, sp: _TSpec, trims: tuple[float, ...], grid:
         counts = np.zeros(distinct.shape[0], dtype=np.int64)
         for v, c in parts:
             np.add.at(counts, np.searchsorted(distinct, v), c)
-        pos = grid_positions(counts, trims[0], grid)
-        upto = np.cumsum(counts)
-        return finish_candidates(distinct[pos], upto[pos], counts[pos], int(upto[-1]), distinct.shape[0], trims,
-                                 grid, K, sp.strict, sp.q)
+        return candidates(distinct, counts, trims, grid, K, sp.strict, sp.q)
     q = ddf[ddf[_OK]][sp.q]
     table = (q.value_counts(split_out=max(ddf.npartitions, 1)).rename("__fastpanel_n__").reset_index()
              .sort_values(sp.q).persist())
@@ -664,16 +659,6 @@ class DaskThresholdModel:
         return self._counts[key]
 
 
-def _terms(formula: str) -> tuple[str, list[str], list[str]]:
-    if not isinstance(formula, str) or "~" not in formula or "|" not in formula:
-        raise ValueError(f"formula={formula!r} must look like 'y ~ x1 + x2 | entity'")
-    lhs, rest = formula.split("~", 1)
-    rhs, fe = rest.rsplit("|", 1)
-    effects = [t.strip() for t in fe.split("+") if t.strip()]
-    terms = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "1", "0")]
-    return lhs.strip(), terms, effects
-
-
 def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: str | Sequence[str],
                    n_thresholds: int = 1, time: str | None = None, conventions: str = "default",
                    time_effects: bool = False, n_boot: int | Sequence[int] = 300,
@@ -697,13 +682,9 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
     dask, _ = _require_dask()
     if conventions not in ("default", "hansen1999"):
         raise ValueError(f"conventions={conventions!r}: choose 'default' or 'hansen1999'")
-    lhs, terms, effects = _terms(formula)
-    if not 1 <= len(effects) <= 2:
+    lhs, terms, entity, time, time_effects, absorb = parse_formula(formula, time, time_effects)
+    if absorb:
         raise ValueError(f"formula={formula!r}: " + SUPPORTED)
-    if len(effects) == 2:
-        if time is not None and time != effects[1]:
-            raise ValueError(f"formula names the period column {effects[1]!r} but time={time!r}; give one of them")
-        time, time_effects = effects[1], True
     if time_effects and time is None:
         raise ValueError("time_effects=True needs the period of each row: pass time= (the period ids)")
     if time_effects and conventions == "hansen1999":
@@ -729,7 +710,6 @@ def threshold_dask(formula: str, ddf: Any, *, threshold_var: str, regime_vars: s
     zs = [regime_vars] if isinstance(regime_vars, str) else list(regime_vars)
     if not zs:
         raise ValueError("regime_vars needs at least one regime-dependent regressor")
-    entity = effects[0]
     extra = list(dict.fromkeys([entity, threshold_var, *zs] + ([time] if time else [])))
     plain = lhs in ddf.columns and all(t in ddf.columns for t in terms)
     if plain:

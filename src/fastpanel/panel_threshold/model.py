@@ -225,7 +225,7 @@ class ThresholdPanel:
                                       has_time=self.has_time, is_balanced=self.is_balanced)
         strict = self.conventions == "hansen1999"
         distinct, counts = np.unique(self.q, return_counts=True)
-        cand, windows = candidates(distinct, counts, trims, grid, K, strict, self.q_name)
+        cand, windows, _ = candidates(distinct, counts, trims, grid, K, strict, self.q_name)
         name = resolve_backend(backend, "threshold")
         drop_last = self.conventions == "hansen1999"
         tr = PanelTransform(self.entity_codes, self.time_codes, drop_last=drop_last,
@@ -376,13 +376,14 @@ def fit_options(n_thresholds: Any, n_boot: Any, trim: Any, grid: Any, bootstrap:
 
 
 def candidates(distinct: np.ndarray, counts: np.ndarray, trims: tuple[float, ...], grid: int | str, K: int,
-               strict: bool, q_name: str) -> tuple[np.ndarray, tuple[int, ...]]:
+               strict: bool, q_name: str) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
     """The candidate grid from the distinct values of q and their counts (both regimes
-    non-empty), and the exclusion window of each stage; refuses a grid too small for K."""
+    non-empty), the exclusion window of each stage and the lower-regime sizes; refuses a grid
+    too small for K."""
     pos = grid_positions(counts, trims[0], grid)
     upto = np.cumsum(counts)  # rows with q <= distinct[i]
     return finish_candidates(distinct[pos], upto[pos], counts[pos], int(upto[-1]), distinct.shape[0], trims, grid,
-                             K, strict, q_name)[:2]
+                             K, strict, q_name)
 
 
 def finish_candidates(cand: np.ndarray, upto: np.ndarray, count: np.ndarray, total: int, n_distinct: int,
@@ -470,8 +471,6 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
         missing entity or period id); regressors collinear with others or absorbed by the
         effects are dropped with a warning and listed in ``dropped_regressors``.
     """
-    if not isinstance(formula, str) or "~" not in formula or "|" not in formula:
-        raise ValueError(f"formula={formula!r} must look like 'y ~ x1 + x2 | entity' or 'y ~ x | entity + time'")
     if type(data).__module__.startswith("dask"):  # a Dask DataFrame: the distributed fit
         from fastpanel.distributed.threshold import threshold_dask
 
@@ -479,19 +478,7 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
                               n_thresholds=n_thresholds, time=time, conventions=conventions,
                               time_effects=time_effects, **fit_kwargs)
     data = as_pandas(data)
-    lhs, rest = formula.split("~", 1)
-    rhs, fe = rest.rsplit("|", 1)
-    yname = lhs.strip()
-    effects = [t.strip() for t in fe.split("+") if t.strip()]
-    if not effects:
-        raise ValueError(f"formula={formula!r}: after '|' name the entity column, or 'entity + time' for entity "
-                         "and period effects, or 'entity + time + other' to absorb further effects")
-    entity_name = effects[0]
-    absorb_cols = effects[2:]
-    if len(effects) >= 2:
-        if time is not None and time != effects[1]:
-            raise ValueError(f"formula names the period column {effects[1]!r} but time={time!r}; give one of them")
-        time, time_effects = effects[1], True
+    yname, terms, entity_name, time, time_effects, absorb_cols = parse_formula(formula, time, time_effects)
     zs = [regime_vars] if isinstance(regime_vars, str) else list(regime_vars)
     if not isinstance(threshold_var, str):
         raise TypeError(f"threshold_var={threshold_var!r} must be a column name")
@@ -506,7 +493,6 @@ def threshold(formula: str, data: Any, *, threshold_var: str, regime_vars: str |
     for col in [yname, entity_name, threshold_var, *zs] + ([time] if time else []) + absorb_cols:
         if col not in data.columns:
             raise ValueError(f"column {col!r} is not in data")
-    terms = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "1", "0")]
     if all(t in data.columns for t in terms):
         Xdf = data[terms].astype(float)
     else:
@@ -584,6 +570,27 @@ def select_regressors(A: np.ndarray, ref: np.ndarray, x_names: list[str], z_name
             f"effects: {', '.join(dropped)}; their coefficients are not identified (remove them to silence "
             "this warning)", CollinearityWarning, stacklevel=4)
     return [j - nz for j in kept if j >= nz], dropped
+
+
+def parse_formula(formula: str, time: str | None, time_effects: bool
+                  ) -> tuple[str, list[str], str, str | None, bool, list[str]]:
+    """``"y ~ x1 + x2 | entity [+ time [+ other ...]]"`` into (y, regressor terms, entity, period
+    column, time_effects, further effects); a second effect is the period column (and must
+    agree with ``time=`` when both are given)."""
+    if not isinstance(formula, str) or "~" not in formula or "|" not in formula:
+        raise ValueError(f"formula={formula!r} must look like 'y ~ x1 + x2 | entity' or 'y ~ x | entity + time'")
+    lhs, rest = formula.split("~", 1)
+    rhs, fe = rest.rsplit("|", 1)
+    effects = [t.strip() for t in fe.split("+") if t.strip()]
+    if not effects:
+        raise ValueError(f"formula={formula!r}: after '|' name the entity column, or 'entity + time' for entity "
+                         "and period effects, or 'entity + time + other' to absorb further effects")
+    if len(effects) >= 2:
+        if time is not None and time != effects[1]:
+            raise ValueError(f"formula names the period column {effects[1]!r} but time={time!r}; give one of them")
+        time, time_effects = effects[1], True
+    terms = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "1", "0")]
+    return lhs.strip(), terms, effects[0], time, bool(time_effects), effects[2:]
 
 
 def _drop_collinear(X: np.ndarray, Z: np.ndarray, x_names: list[str], z_names: list[str], entity: Any,
