@@ -5,6 +5,7 @@ namespace fastpanel {
 void register_factor(py::module_& m);
 void register_within(py::module_& m);
 void register_within_rows(py::module_& m);
+void register_within_codes(py::module_& m);
 void register_threshold(py::module_& m);
 void register_ols(py::module_& m);
 void register_kway(py::module_& m);
@@ -22,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
     fastpanel::register_factor(m);
     fastpanel::register_within(m);
     fastpanel::register_within_rows(m);
+    fastpanel::register_within_codes(m);
     fastpanel::register_threshold(m);
     fastpanel::register_ols(m);
     fastpanel::register_kway(m);

@@ -36,17 +36,19 @@ inline void add_group_pairs(double* s_t, i64 n_b, const i64* b_buf, const double
 
 // count groups of size k share the level set `set`: each contributes +1 on the diagonal per
 // level (D_B) and -1/k on every pair of its levels.
-inline void expand_patterns(double* s_t, i64 n_b, const std::unordered_map<std::uint64_t, i64>& patterns) {
-    for (const auto& [set, count] : patterns) {
-        i64 levels[64];
-        i64 k = 0;
-        for (std::uint64_t m = set; m; m &= m - 1) levels[k++] = __builtin_ctzll(m);
-        const double c = static_cast<double>(count), share = c / static_cast<double>(k);
-        for (i64 q1 = 0; q1 < k; ++q1) {
-            s_t[levels[q1] * n_b + levels[q1]] += c - share;
-            for (i64 q2 = q1 + 1; q2 < k; ++q2) s_t[levels[q2] * n_b + levels[q1]] -= share;
-        }
+inline void expand_set(double* s_t, i64 n_b, std::uint64_t set, i64 count) {
+    i64 levels[64];
+    i64 k = 0;
+    for (std::uint64_t m = set; m; m &= m - 1) levels[k++] = __builtin_ctzll(m);
+    const double c = static_cast<double>(count), share = c / static_cast<double>(k);
+    for (i64 q1 = 0; q1 < k; ++q1) {
+        s_t[levels[q1] * n_b + levels[q1]] += c - share;
+        for (i64 q2 = q1 + 1; q2 < k; ++q2) s_t[levels[q2] * n_b + levels[q1]] -= share;
     }
+}
+
+inline void expand_patterns(double* s_t, i64 n_b, const std::unordered_map<std::uint64_t, i64>& patterns) {
+    for (const auto& [set, count] : patterns) expand_set(s_t, n_b, set, count);
 }
 
 // One group's S contribution: as a pattern when it qualifies, else pair by pair.
@@ -85,6 +87,18 @@ inline void combine_chunks(const std::vector<double>& r_local, const std::vector
         for (i64 c = 0; c < n_b; ++c)
             for (i64 r = c + 1; r < n_b; ++r) schur_BB[c * n_b + r] = schur_BB[r * n_b + c];
     }
+}
+
+// The arguments of a two-way pass 2 (out = X - alpha_A - gamma_B): out (n x p, writable) and
+// gamma (n_b x p column-major; nullptr one-way, n_b = 0).
+inline const double* pass2_args(py::array_t<double>& gamma, py::array_t<double>& out, i64 n, i64 p, i64 n_b,
+                                MatF& o) {
+    o = mat_view(out, "out");
+    if (o.rows != n || o.cols != p) throw std::invalid_argument("out must match X");
+    if (n_b == 0) return nullptr;
+    MatF g = mat_view(gamma, "gamma", false);
+    if (g.rows != n_b || g.cols != p) throw std::invalid_argument("gamma must be (n_b, p)");
+    return g.data;
 }
 
 }  // namespace fastpanel

@@ -29,8 +29,6 @@
 // Naming: see common.hpp. Staged arrays (suffix _K) are in bucket order; staged row k holds
 // X's row (p values, row-major) at xk + k * p. la_K: A level minus its bucket's first level;
 // lb_K: B level.
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -38,6 +36,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "huge_buffer.hpp"
 #include "schur_accum.hpp"
 
 namespace fastpanel {
@@ -49,26 +48,6 @@ constexpr i64 kPartChunks = 16;           // fixed row chunks of the scatter and
 constexpr i64 kTableBytes = i64{1} << 19;  // a bucket's table of A totals: L2-resident
 constexpr i64 kParallelMin = 200000;
 constexpr i64 kBlock = 512;  // rows per block of the scatter and gather
-
-// Uninitialised buffer on transparent huge pages (an n x p staging buffer on 4 KB pages costs
-// one page fault per 4 KB on first touch: ~0.1 s at 432 MB).
-template <typename T>
-struct HugeBuffer {
-    struct Free { void operator()(T* p) const { std::free(p); } };
-    std::unique_ptr<T, Free> ptr;
-    explicit HugeBuffer(i64 count) {
-        constexpr size_t kAlign = size_t{1} << 21;
-        size_t bytes = std::max<size_t>(static_cast<size_t>(count) * sizeof(T), sizeof(T));
-        bytes = (bytes + kAlign - 1) / kAlign * kAlign;
-        void* raw = std::aligned_alloc(kAlign, bytes);
-        if (!raw) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-        madvise(raw, bytes, MADV_HUGEPAGE);
-#endif
-        ptr.reset(static_cast<T*>(raw));
-    }
-    T* get() const { return ptr.get(); }
-};
 
 class TwowayRows {
 public:
@@ -159,14 +138,8 @@ public:
 
     // out = x - alpha_A - gamma_B (gamma: n_b x p column-major; ignored for one-way).
     void pass2(py::array_t<double> gamma, py::array_t<double> out) {
-        MatF o = mat_view(out, "out");
-        if (o.rows != n_ || o.cols != p_) throw std::invalid_argument("out must match X");
-        const double* gm = nullptr;
-        if (n_b_ > 0) {
-            MatF g = mat_view(gamma, "gamma", false);
-            if (g.rows != n_b_ || g.cols != p_) throw std::invalid_argument("gamma must be (n_b, p)");
-            gm = g.data;
-        }
+        MatF o{};
+        const double* gm = pass2_args(gamma, out, n_, p_, n_b_, o);
         py::gil_scoped_release release;
         if (weighted_) pass2_impl<true>(gm, o); else pass2_impl<false>(gm, o);
     }

@@ -156,20 +156,19 @@ def _int_factor(arr: np.ndarray, name: str) -> "Factor | None":
     except ImportError:  # pragma: no cover - pure-Python install
         return None
     arr = np.ascontiguousarray(arr)
-    lo, hi, is_sorted, counts = _core.int_summary(arr, _DENSE_RANGE_FACTOR * arr.size + 1025)
+    lo, hi, is_sorted, counts, shifted = _core.int_summary(arr, _DENSE_RANGE_FACTOR * arr.size + 1025)
     if counts.shape[0] == 0:
         return None
     present = counts > 0
     levels = np.flatnonzero(present).astype(np.int64) + lo
     if present.all():  # the ids are dense already: codes = ids - lo
-        # always a copy: a view of the caller's array would change (or crash) later fits when
-        # the caller edits it
-        codes = arr.copy() if lo == 0 else arr - lo
-        codes.flags.writeable = False
-        return Factor(codes, levels, name, _counts=counts, _sorted=bool(is_sorted), _missing=False, _trusted=True)
+        # shifted is the kernel's own array, never a view of the caller's (a view would change,
+        # or crash, later fits when the caller edits it)
+        shifted.flags.writeable = False
+        return Factor(shifted, levels, name, _counts=counts, _sorted=bool(is_sorted), _missing=False, _trusted=True)
     remap = np.cumsum(present, dtype=np.int64) - 1
     # remapping is monotone, so sortedness carries over
-    return Factor(remap[arr - lo], levels, name, _counts=counts[present], _sorted=bool(is_sorted), _missing=False,
+    return Factor(remap[shifted], levels, name, _counts=counts[present], _sorted=bool(is_sorted), _missing=False,
                   _trusted=True)
 
 

@@ -99,8 +99,21 @@ def _solve_psd(schur: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return np.asfortranarray(evecs @ (inv[:, None] * (evecs.T @ rhs)))
 
 
+def _codes_kernel(X: np.ndarray, a: Factor, b: Factor | None, w: np.ndarray | None, kern: ModuleType) -> Any:
+    """The transform straight from the codes (``WithinCodes``: A totals in a table, rows in
+    any order and never moved), when the backend has it and the design fits it: unweighted,
+    and two-way a panel (B with at most 64 levels, each (A, B) cell at most once; a repeated
+    cell is found in its first pass, and None sends the caller to the general kernels)."""
+    if w is not None or not hasattr(kern, "WithinCodes") or (b is not None and b.n_levels > 64):
+        return None
+    part = kern.WithinCodes(X, a.codes, a.n_levels, _EMPTY_I64 if b is None else b.codes,
+                            0 if b is None else b.n_levels)
+    return part if part.ok else None
+
+
 class _Passes:
-    """The two passes of the exact two-way transform, on rows grouped by A either through the
+    """The two passes of the exact two-way transform: straight from the codes on panels
+    (``WithinCodes``, any row order); otherwise on rows grouped by A either through the
     counting-sort permutation (rows sorted by A: no permutation at all) or, for rows in any
     other order on a backend that has it, through a radix partition of X into buckets of A
     levels (``WithinRows``: streams X instead of gathering it row by row)."""
@@ -108,8 +121,8 @@ class _Passes:
     def __init__(self, X: np.ndarray, a: Factor, b: Factor, w: np.ndarray | None, kern: ModuleType) -> None:
         self.X, self.a, self.b, self.kern = X, a, b, kern
         self.w_arg = _EMPTY_F64 if w is None else w
-        self.rows = None
-        if not a.is_sorted and hasattr(kern, "WithinRows"):
+        self.rows = _codes_kernel(X, a, b, w, kern)
+        if self.rows is None and not a.is_sorted and hasattr(kern, "WithinRows"):
             self.rows = kern.WithinRows(X, a.codes, a.group_starts, b.codes, b.n_levels, self.w_arg)
 
     def pass1(self, want_schur: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -435,8 +448,10 @@ def _transform(
     if fe.n_ways == 1:
         f = fe.factors[0]
         dst = np.empty_like(X, order="F") if out is None else out
-        if not f.is_sorted and hasattr(kern, "WithinRows"):  # rows in any order: partitioned
+        part = _codes_kernel(X, f, None, w, kern)
+        if part is None and not f.is_sorted and hasattr(kern, "WithinRows"):  # any order: partitioned
             part = kern.WithinRows(X, f.codes, f.group_starts, _EMPTY_I64, 0, w_arg)
+        if part is not None:
             part.pass2(np.empty((0, 0), order="F"), dst)
             bad = part.n_nonfinite
         else:

@@ -18,7 +18,13 @@ from fastpanel import _core
 #: in the input row order, ``.n_nonfinite`` counts non-finite A totals. ``n_b = 0``: one-way.
 WithinRows = _core.WithinRows
 
-__all__ = ["WithinRows", "oneway", "twoway_pass1", "twoway_pass2"]
+#: Panels in any row order, straight from the codes (``csrc/within_codes.cpp``): unweighted,
+#: ``WithinCodes(X, codes_a, n_a, codes_b, n_b)`` with ``n_b <= 64``; ``.ok`` is False when an
+#: (A, B) cell holds several rows (then use the kernels above); else the interface of
+#: ``WithinRows``. ``n_b = 0``: one-way.
+WithinCodes = _core.WithinCodes
+
+__all__ = ["WithinCodes", "WithinRows", "oneway", "twoway_pass1", "twoway_pass2"]
 
 
 def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> int:
