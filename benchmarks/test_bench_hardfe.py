@@ -86,7 +86,7 @@ def test_fastpanel_within_row_order(benchmark, shuffled_panel, order):
     args = (X, [e, t]) if order == "sorted" else (Xs, [es, ts])
     benchmark.group = "within-shuffled-9M"
     benchmark.extra_info["library"] = "fastpanel"
-    benchmark.pedantic(fastpanel.within, args=args, rounds=3, warmup_rounds=1)
+    benchmark.pedantic(fastpanel.within, args=args, rounds=5, warmup_rounds=1)
 
 
 @pytest.mark.large
@@ -97,4 +97,4 @@ def test_pyfixest_demean_shuffled(benchmark, shuffled_panel):
     w = np.ones(Xs.shape[0])
     benchmark.group = "within-shuffled-9M"
     benchmark.extra_info["library"] = "pyfixest"
-    benchmark.pedantic(demean, args=(np.ascontiguousarray(Xs), flist, w), kwargs={"tol": 1e-8}, rounds=1)
+    benchmark.pedantic(demean, args=(np.ascontiguousarray(Xs), flist, w), kwargs={"tol": 1e-8}, rounds=3)

@@ -16,6 +16,8 @@
 namespace fastpanel {
 namespace {
 
+constexpr i64 kSmallWidth = 64;  // id ranges counted in four interleaved stack histograms
+
 py::array_t<i64> group_order(py::array_t<i64> codes, py::array_t<i64> starts) {
     const i64 n = vec_len(codes);
     const i64 n_levels = vec_len(starts) - 1;
@@ -59,11 +61,21 @@ py::tuple int_summary(py::array_t<i64> ids, i64 max_range) {
     i64 unsorted = 0;
     {
         py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) reduction(min : lo) reduction(max : hi) reduction(+ : unsorted) if (n > 200000)
-        for (i64 i = 0; i < n; ++i) {
-            lo = v[i] < lo ? v[i] : lo;
-            hi = v[i] > hi ? v[i] : hi;
-            unsorted += (i > 0 && v[i] < v[i - 1]);
+        // branch-free body over fixed thread ranges (the compiler vectorises it); the pair that
+        // straddles two ranges is compared by the later range
+#pragma omp parallel reduction(min : lo) reduction(max : hi) reduction(+ : unsorted) if (n > 200000)
+        {
+            const i64 t = omp_get_thread_num(), nt = omp_get_num_threads();
+            const i64 i0 = std::max<i64>(1, n * t / nt), i1 = n * (t + 1) / nt;
+            i64 l = v[i0 - 1], h = v[i0 - 1], u = 0;
+            for (i64 i = i0; i < i1; ++i) {
+                l = std::min(l, v[i]);
+                h = std::max(h, v[i]);
+                u += v[i] < v[i - 1];
+            }
+            lo = std::min(lo, l);
+            hi = std::max(hi, h);
+            unsorted += u;
         }
     }
     // hi - lo can overflow for ids spanning the whole int64 range: compare in unsigned.
@@ -86,12 +98,24 @@ py::tuple int_summary(py::array_t<i64> ids, i64 max_range) {
             const i64 t = omp_get_thread_num(), nt = omp_get_num_threads();
             i64* h = t == 0 ? c : extra.data() + (t - 1) * width;
             const i64 i0 = n * t / nt, i1 = n * (t + 1) / nt;
-            for (i64 i = i0; i < i1; ++i) {
-                // ids in random order hit the histogram at random: fetch 32 rows ahead
-                __builtin_prefetch(h + (v[std::min(i + 32, i1 - 1)] - lo), 1);
-                const i64 code = v[i] - lo;
-                out[i] = code;
-                ++h[code];
+            if (width <= kSmallWidth) {
+                // few levels: four interleaved histograms, so that runs of one id do not chain
+                // every increment through the same counter
+                i64 small[4][kSmallWidth] = {};
+                for (i64 i = i0; i < i1; ++i) {
+                    const i64 code = v[i] - lo;
+                    out[i] = code;
+                    ++small[i & 3][code];
+                }
+                for (i64 k = 0; k < width; ++k) h[k] += small[0][k] + small[1][k] + small[2][k] + small[3][k];
+            } else {
+                for (i64 i = i0; i < i1; ++i) {
+                    // ids in random order hit the histogram at random: fetch 32 rows ahead
+                    __builtin_prefetch(h + (v[std::min(i + 32, i1 - 1)] - lo), 1);
+                    const i64 code = v[i] - lo;
+                    out[i] = code;
+                    ++h[code];
+                }
             }
         }
         for (i64 t = 1; t < n_hist; ++t) {

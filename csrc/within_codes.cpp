@@ -13,7 +13,9 @@
 //     means summed per distinct level set and then spread to its B levels (LevelSets), and
 //     S = D_B - C' D_A^{-1} C from the counts of the level sets (schur_accum.hpp).
 //   (the caller solves S gamma = r)
-//   levels: alpha_a = xbar_a - (sum of gamma_B over set_a) / n_a.
+//   levels: alpha_a = xbar_a - (sum of gamma_B over set_a) / n_a; with at most 12 B levels
+//     and p <= 8 the means of gamma per level set G[set] instead, and pass C forms
+//     alpha_a = xbar_a - G[set_a] from the record it reads anyway (one sweep of the table less).
 //   pass C (rows in input order): out = x - alpha_A - gamma_B, records prefetched as in pass A.
 //   Cost O(n p): two streamed reads of X and one write, two random record accesses per row;
 //   extra memory n_split x n_A records (n_split <= 4, see below).
@@ -141,6 +143,9 @@ public:
         }
     }
 
+    bool dense() const { return dense_; }
+    i64 count(std::size_t set) const { return count_[set]; }  // dense only
+
     // S contributions of the counted sets (upper triangle, see schur_accum.hpp).
     void expand_schur(double* s_t) const {
         for (std::size_t set = 1; set < count_.size(); ++set)
@@ -243,7 +248,8 @@ public:
         MatF o{};
         const double* gm = pass2_args(gamma, out, n_, p_, n_b_, o);
         py::gil_scoped_release release;
-        levels_alpha(gm);
+        if (gm && !present_.empty()) set_means(gm);  // alpha = xbar - G[set], formed in pass C
+        else levels_alpha(gm);                     // alpha in place (one-way: the means)
         pass_c(gm, o.data);
         done_ = true;
         tables_.reset();
@@ -321,13 +327,16 @@ private:
         std::vector<double> q_dd(two_way ? 2 * n_chunk * nbp : 0, 0.0);
         std::vector<double> s_local(two_way ? n_chunk * n_b * n_b : 0, 0.0);
         std::vector<u64> overlap(n_chunk, 0);
+        std::vector<std::unique_ptr<LevelSets>> all_sets(n_chunk);
         double* t0 = table(0);
-#pragma omp parallel for schedule(dynamic, 1) if (n_chunk > 1)
+        i64 bad = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : bad) if (n_chunk > 1)
         for (i64 c = 0; c < n_chunk; ++c) {
             const i64 a_lo = n_a_ * c / n_chunk, a_hi = n_a_ * (c + 1) / n_chunk;
             double* qh = two_way ? q_dd.data() + 2 * c * nbp : nullptr;
             double* ql = two_way ? qh + nbp : nullptr;
-            std::unique_ptr<LevelSets> sets = two_way ? std::make_unique<LevelSets>(n_b, p) : nullptr;
+            if (two_way) all_sets[c] = std::make_unique<LevelSets>(n_b, p);
+            LevelSets* sets = all_sets[c].get();
             u64 ov = 0;
             for (i64 a = a_lo; a < a_hi; ++a) {
                 double* rec = t0 + a * R;
@@ -346,7 +355,10 @@ private:
                 store_word(rec + p, word);
                 const i64 count = two_way ? __builtin_popcountll(word) : static_cast<i64>(word);
                 const double inv = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
-                for (i64 j = 0; j < p; ++j) rec[j] *= inv;
+                for (i64 j = 0; j < p; ++j) {
+                    rec[j] *= inv;
+                    bad += !std::isfinite(rec[j]);
+                }
                 if (two_way && word) sets->template add<P>(word, rec);
             }
             if (two_way) {
@@ -356,7 +368,13 @@ private:
             overlap[c] = ov;
         }
         for (i64 c = 0; c < n_chunk; ++c) ok_ = ok_ && overlap[c] == 0;
+        mean_nonfinite_ = bad;
         if (!ok_ || !two_way) return;
+        if (all_sets[0]->dense() && p <= 8) {  // the level sets present, for set_means()
+            present_.assign(std::size_t{1} << n_b, 0);
+            for (const auto& cs : all_sets)
+                for (std::size_t set = 1; set < present_.size(); ++set) present_[set] |= cs->count(set) > 0;
+        }
         // r = P - Q in double-double: the splits' P and the chunks' Q, each in order
         std::vector<double> hi(nbp, 0.0), lo(nbp, 0.0);
         for (i64 s = 0; s < n_split_; ++s) {
@@ -372,6 +390,30 @@ private:
             for (i64 j = 0; j < p; ++j) r_[j * n_b + b] = hi[b * p + j] + lo[b * p + j];
         std::vector<double> unused_r;
         combine_chunks(unused_r, s_local, n_chunk, n_b, 0, true, nullptr, schur_.data());
+    }
+
+    // G[set] = mean of gamma_B over the B levels of set, for each level set present (row-major,
+    // 2^n_b x p; n_b <= 12, p <= 8): pass C forms alpha_a = xbar_a - G[set_a] from the record
+    // it reads anyway, which saves the sweep of levels_alpha over the table (the same sums in
+    // the same order: the same bits).
+    void set_means(const double* gamma_B) {
+        const i64 p = p_, n_b = n_b_;
+        set_mean_.assign(present_.size() * p, 0.0);
+        i64 bad = 0;
+        for (std::size_t set = 1; set < present_.size(); ++set) {
+            if (!present_[set]) continue;
+            double* acc = set_mean_.data() + set * p;
+            const double inv = 1.0 / static_cast<double>(__builtin_popcountll(set));
+            for (u64 m = set; m; m &= m - 1) {
+                const double* g = gamma_B + __builtin_ctzll(m);
+                for (i64 j = 0; j < p; ++j) acc[j] += g[j * n_b];
+            }
+            for (i64 j = 0; j < p; ++j) {
+                acc[j] *= inv;
+                bad += !std::isfinite(acc[j]);
+            }
+        }
+        n_nonfinite_ = mean_nonfinite_ + bad;
     }
 
     // alpha_a = xbar_a - (sum of gamma over set_a) / n_a in place of xbar (one-way: xbar).
@@ -428,12 +470,21 @@ private:
             const i64 nt = omp_get_num_threads(), t = omp_get_thread_num();
             const i64 lo = n * t / nt, hi = n * (t + 1) / nt;
             if constexpr (P > 0) {
+                const double* set_mean = set_mean_.empty() ? nullptr : set_mean_.data();
                 for (i64 i = lo; i < hi; ++i) {
                     __builtin_prefetch(t0 + ca[std::min(i + kPrefetch, hi - 1)] * R, 0);
-                    const double* al = t0 + ca[i] * R;
-                    const double* g = TwoWay ? gamma_B + cb[i] : nullptr;
-                    for (i64 j = 0; j < P; ++j)
-                        out[j * n + i] = TwoWay ? xd[j * n + i] - al[j] - g[j * n_b] : xd[j * n + i] - al[j];
+                    const double* rec = t0 + ca[i] * R;
+                    if constexpr (TwoWay) {
+                        const double* g = gamma_B + cb[i];
+                        if (set_mean) {
+                            const double* gs = set_mean + load_word(rec + P) * P;
+                            for (i64 j = 0; j < P; ++j) out[j * n + i] = xd[j * n + i] - (rec[j] - gs[j]) - g[j * n_b];
+                        } else {
+                            for (i64 j = 0; j < P; ++j) out[j * n + i] = xd[j * n + i] - rec[j] - g[j * n_b];
+                        }
+                    } else {
+                        for (i64 j = 0; j < P; ++j) out[j * n + i] = xd[j * n + i] - rec[j];
+                    }
                 }
             } else {
                 // many columns: blocks of rows, one column at a time (the records stay in L1/L2)
@@ -468,6 +519,9 @@ private:
     i64 n_nonfinite_ = 0;
     std::unique_ptr<ZeroBuffer<double>> tables_;
     std::vector<double> p_dd_, r_, schur_;
+    std::vector<char> present_;     // which of the 2^n_b level sets occur (see set_means)
+    std::vector<double> set_mean_;  // G of set_means, or empty
+    i64 mean_nonfinite_ = 0;        // non-finite A means (levels_first)
 };
 
 }  // namespace
