@@ -3,7 +3,7 @@
 // An n x p buffer on 4 KB pages costs one page fault per 4 KB on first touch (~0.1 s at
 // 432 MB) and one TLB miss per random access; 2 MB pages cut both. HugeBuffer is
 // uninitialised (aligned_alloc); ZeroBuffer is zero-filled by the kernel (an anonymous
-// mapping), so a table of totals needs no memset of its own.
+// mapping; calloc when small), so a table of totals needs no memset of its own.
 #pragma once
 
 #include <sys/mman.h>
@@ -43,7 +43,14 @@ struct HugeBuffer {
 template <typename T>
 class ZeroBuffer {
 public:
-    explicit ZeroBuffer(i64 count) : bytes_(huge_round(static_cast<std::size_t>(count) * sizeof(T))) {
+    explicit ZeroBuffer(i64 count) {
+        const std::size_t bytes = std::max<std::size_t>(static_cast<std::size_t>(count) * sizeof(T), 1);
+        if (bytes < kSmall) {  // below two huge pages: calloc (a huge page would zero 2 MB)
+            ptr_ = static_cast<T*>(std::calloc(bytes, 1));
+            if (!ptr_) throw std::bad_alloc();
+            return;
+        }
+        bytes_ = huge_round(bytes);
         void* raw = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (raw == MAP_FAILED) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE
@@ -53,12 +60,16 @@ public:
     }
     ZeroBuffer(const ZeroBuffer&) = delete;
     ZeroBuffer& operator=(const ZeroBuffer&) = delete;
-    ~ZeroBuffer() { munmap(ptr_, bytes_); }
+    ~ZeroBuffer() {
+        if (bytes_) munmap(ptr_, bytes_);
+        else std::free(ptr_);
+    }
     T* get() const { return ptr_; }
 
 private:
-    std::size_t bytes_;
-    T* ptr_;
+    static constexpr std::size_t kSmall = 2 * kHugePage;
+    std::size_t bytes_ = 0;  // of the mapping; 0: calloc'ed
+    T* ptr_ = nullptr;
 };
 
 }  // namespace fastpanel

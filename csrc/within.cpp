@@ -14,7 +14,11 @@
 //             small system; twoway_pass2 writes out = x - alpha_A - gamma_B with
 //             alpha_a = xbar_a - sum_{rows of a} w gamma_B / W_a. Exact (no iteration):
 //             O(n p + sum_a k_a^2 + n_B^3) with k_a the number of rows of group a.
-//   Rows in any order: see within_rows.cpp (a radix partition instead of a gather).
+//   Loops: with p <= 8 columns (the usual case) the p columns of a row are handled together,
+//   p independent sums per group (with_columns, common.hpp); the sums still run over the rows
+//   in order, so the bits are those of the column-at-a-time loops kept for larger p.
+//   Rows in any order: see within_codes.cpp (unweighted panels, straight from the codes) and
+//   within_rows.cpp (a radix partition instead of a gather).
 //   Many-way transforms: see kway.cpp.
 //
 // Naming conventions: see common.hpp (_N observation arrays, _G group arrays, order_N,
@@ -45,10 +49,16 @@ inline i64 row_at(const i64* order_N, i64 pos) {
     if constexpr (Permuted) return order_N[pos]; else return pos;
 }
 
-template <bool Permuted, bool Weighted>
-void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
+// P > 0: the p columns of a row together, P independent sums (a group has ~10 rows: one
+// column at a time is one dependent chain of adds per column, 1.6x slower single-threaded and
+// at the mercy of code alignment); P = 0: any p, one column at a time. The sums run over the
+// rows in the same order either way: the same bits.
+template <int P, bool Permuted, bool Weighted>
+void oneway_cols(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
                  const double* w_N, i64* n_nonfinite) {
-    const i64 n = X.rows, p = X.cols;
+    const i64 n = X.rows, p = P > 0 ? P : X.cols;
+    const double* xd = X.data;
+    double* od = out.data;
     i64 bad = 0;
 #pragma omp parallel for schedule(dynamic, kGroupChunk) reduction(+ : bad) if (n * p > kParallelMin)
     for (i64 g = 0; g < n_groups; ++g) {
@@ -59,21 +69,39 @@ void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G
         } else {
             weight_sum = static_cast<double>(e - s);
         }
-        for (i64 j = 0; j < p; ++j) {
-            const double* x = X.data + j * n;
-            double* o = out.data + j * n;
-            double total = 0.0;
+        if constexpr (P > 0) {
+            double total[P] = {};
             for (i64 k = s; k < e; ++k) {
                 const i64 i = row_at<Permuted>(order_N, k);
-                if constexpr (Weighted) total += w_N[i] * x[i]; else total += x[i];
+                const double wi = Weighted ? w_N[i] : 1.0;
+                for (i64 j = 0; j < P; ++j) total[j] += Weighted ? wi * xd[j * n + i] : xd[j * n + i];
             }
-            // NaN/inf anywhere in the group makes its total non-finite: counting those groups
-            // replaces a separate validation pass over X (the caller locates the rows if any).
-            bad += !std::isfinite(total);
-            const double mean = weight_sum > 0.0 ? total / weight_sum : 0.0;
+            double mean[P];
+            for (i64 j = 0; j < P; ++j) {
+                // NaN/inf anywhere in the group makes its total non-finite: counting those
+                // replaces a separate validation pass over X (the caller locates the rows)
+                bad += !std::isfinite(total[j]);
+                mean[j] = weight_sum > 0.0 ? total[j] / weight_sum : 0.0;
+            }
             for (i64 k = s; k < e; ++k) {
                 const i64 i = row_at<Permuted>(order_N, k);
-                o[i] = x[i] - mean;
+                for (i64 j = 0; j < P; ++j) od[j * n + i] = xd[j * n + i] - mean[j];
+            }
+        } else {
+            for (i64 j = 0; j < p; ++j) {
+                const double* x = xd + j * n;
+                double* o = od + j * n;
+                double total = 0.0;
+                for (i64 k = s; k < e; ++k) {
+                    const i64 i = row_at<Permuted>(order_N, k);
+                    if constexpr (Weighted) total += w_N[i] * x[i]; else total += x[i];
+                }
+                bad += !std::isfinite(total);
+                const double mean = weight_sum > 0.0 ? total / weight_sum : 0.0;
+                for (i64 k = s; k < e; ++k) {
+                    const i64 i = row_at<Permuted>(order_N, k);
+                    o[i] = x[i] - mean;
+                }
             }
         }
     }
@@ -81,7 +109,15 @@ void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G
 }
 
 template <bool Permuted, bool Weighted>
-void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_groups,
+void oneway_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
+                 const double* w_N, i64* n_nonfinite) {
+    with_columns(X.cols, [&](auto P) {
+        oneway_cols<P, Permuted, Weighted>(X, out, order_N, starts_G, n_groups, w_N, n_nonfinite);
+    });
+}
+
+template <int P, bool Permuted, bool Weighted>
+void pass1_cols(const MatF X, const i64* order_N, const i64* starts_G, i64 n_groups,
                 const i64* codes_b_N, i64 n_b, const double* w_N, bool want_schur,
                 double* r_B /* n_b x p, column-major */, double* schur_BB /* n_b x n_b */) {
     const i64 n = X.rows, p = X.cols;
@@ -123,19 +159,36 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
                 }
                 add_group_schur(s_t, n_b, b_buf.data(), w_buf.data(), k_a, inv_w, use_patterns, patterns);
             }
-            for (i64 j = 0; j < p; ++j) {
-                const double* x = X.data + j * n;
-                double total = 0.0;
-                for (i64 k = s; k < e; ++k) {
-                    const i64 i = row_at<Permuted>(order_N, k);
-                    if constexpr (Weighted) total += w_N[i] * x[i]; else total += x[i];
-                }
-                const double mean = weight_sum > 0.0 ? total / weight_sum : 0.0;
-                double* r_col = r_t + j * n_b;
+            if constexpr (P > 0) {  // the columns of a row together (see oneway_cols)
+                const double* xd = X.data;
+                double total[P] = {}, mean[P];
                 for (i64 k = s; k < e; ++k) {
                     const i64 i = row_at<Permuted>(order_N, k);
                     const double wi = Weighted ? w_N[i] : 1.0;
-                    r_col[codes_b_N[i]] += wi * (x[i] - mean);
+                    for (i64 j = 0; j < P; ++j) total[j] += Weighted ? wi * xd[j * n + i] : xd[j * n + i];
+                }
+                for (i64 j = 0; j < P; ++j) mean[j] = weight_sum > 0.0 ? total[j] / weight_sum : 0.0;
+                for (i64 k = s; k < e; ++k) {
+                    const i64 i = row_at<Permuted>(order_N, k);
+                    const double wi = Weighted ? w_N[i] : 1.0;
+                    double* rb = r_t + codes_b_N[i];
+                    for (i64 j = 0; j < P; ++j) rb[j * n_b] += wi * (xd[j * n + i] - mean[j]);
+                }
+            } else {
+                for (i64 j = 0; j < p; ++j) {
+                    const double* x = X.data + j * n;
+                    double total = 0.0;
+                    for (i64 k = s; k < e; ++k) {
+                        const i64 i = row_at<Permuted>(order_N, k);
+                        if constexpr (Weighted) total += w_N[i] * x[i]; else total += x[i];
+                    }
+                    const double mean = weight_sum > 0.0 ? total / weight_sum : 0.0;
+                    double* r_col = r_t + j * n_b;
+                    for (i64 k = s; k < e; ++k) {
+                        const i64 i = row_at<Permuted>(order_N, k);
+                        const double wi = Weighted ? w_N[i] : 1.0;
+                        r_col[codes_b_N[i]] += wi * (x[i] - mean);
+                    }
                 }
             }
         }
@@ -145,7 +198,17 @@ void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_gro
 }
 
 template <bool Permuted, bool Weighted>
-void pass2_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
+void pass1_impl(const MatF X, const i64* order_N, const i64* starts_G, i64 n_groups,
+                const i64* codes_b_N, i64 n_b, const double* w_N, bool want_schur,
+                double* r_B, double* schur_BB) {
+    with_columns(X.cols, [&](auto P) {
+        pass1_cols<P, Permuted, Weighted>(X, order_N, starts_G, n_groups, codes_b_N, n_b, w_N, want_schur, r_B,
+                                          schur_BB);
+    });
+}
+
+template <int P, bool Permuted, bool Weighted>
+void pass2_cols(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
                 const i64* codes_b_N, i64 n_b, const double* w_N, const double* gamma_B) {
     const i64 n = X.rows, p = X.cols;
 #pragma omp parallel for schedule(dynamic, kGroupChunk) if (n * p > kParallelMin)
@@ -158,23 +221,49 @@ void pass2_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G,
             weight_sum = static_cast<double>(e - s);
         }
         const double inv_w = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
-        for (i64 j = 0; j < p; ++j) {
-            const double* x = X.data + j * n;
-            const double* gamma = gamma_B + j * n_b;
-            double* o = out.data + j * n;
-            double total = 0.0;
+        if constexpr (P > 0) {  // the columns of a row together (see oneway_cols)
+            const double* xd = X.data;
+            double* od = out.data;
+            double total[P] = {}, alpha[P];
             for (i64 k = s; k < e; ++k) {
                 const i64 i = row_at<Permuted>(order_N, k);
                 const double wi = Weighted ? w_N[i] : 1.0;
-                total += wi * (x[i] - gamma[codes_b_N[i]]);
+                const double* g = gamma_B + codes_b_N[i];
+                for (i64 j = 0; j < P; ++j) total[j] += wi * (xd[j * n + i] - g[j * n_b]);
             }
-            const double alpha = total * inv_w;  // alpha_a = mean over a of (x - gamma_B)
+            for (i64 j = 0; j < P; ++j) alpha[j] = total[j] * inv_w;  // mean over a of x - gamma_B
             for (i64 k = s; k < e; ++k) {
                 const i64 i = row_at<Permuted>(order_N, k);
-                o[i] = x[i] - alpha - gamma[codes_b_N[i]];
+                const double* g = gamma_B + codes_b_N[i];
+                for (i64 j = 0; j < P; ++j) od[j * n + i] = xd[j * n + i] - alpha[j] - g[j * n_b];
+            }
+        } else {
+            for (i64 j = 0; j < p; ++j) {
+                const double* x = X.data + j * n;
+                const double* gamma = gamma_B + j * n_b;
+                double* o = out.data + j * n;
+                double total = 0.0;
+                for (i64 k = s; k < e; ++k) {
+                    const i64 i = row_at<Permuted>(order_N, k);
+                    const double wi = Weighted ? w_N[i] : 1.0;
+                    total += wi * (x[i] - gamma[codes_b_N[i]]);
+                }
+                const double alpha = total * inv_w;  // alpha_a = mean over a of (x - gamma_B)
+                for (i64 k = s; k < e; ++k) {
+                    const i64 i = row_at<Permuted>(order_N, k);
+                    o[i] = x[i] - alpha - gamma[codes_b_N[i]];
+                }
             }
         }
     }
+}
+
+template <bool Permuted, bool Weighted>
+void pass2_impl(const MatF X, MatF out, const i64* order_N, const i64* starts_G, i64 n_groups,
+                const i64* codes_b_N, i64 n_b, const double* w_N, const double* gamma_B) {
+    with_columns(X.cols, [&](auto P) {
+        pass2_cols<P, Permuted, Weighted>(X, out, order_N, starts_G, n_groups, codes_b_N, n_b, w_N, gamma_B);
+    });
 }
 
 struct GroupArgs {

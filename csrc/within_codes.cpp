@@ -77,24 +77,6 @@ inline void dd_add(double& hi, double& lo, double v) {
     hi = s;
 }
 
-// f(std::integral_constant<int, P>) with P = p for 1 <= p <= 8, else P = 0 (p at run time):
-// a fixed p unrolls the column loops, which decides the speed of the row passes (a run-time
-// p of 6 makes pass C 3-4x slower).
-template <typename F>
-void with_columns(i64 p, F&& f) {
-    switch (p) {
-        case 1: f(std::integral_constant<int, 1>{}); break;
-        case 2: f(std::integral_constant<int, 2>{}); break;
-        case 3: f(std::integral_constant<int, 3>{}); break;
-        case 4: f(std::integral_constant<int, 4>{}); break;
-        case 5: f(std::integral_constant<int, 5>{}); break;
-        case 6: f(std::integral_constant<int, 6>{}); break;
-        case 7: f(std::integral_constant<int, 7>{}); break;
-        case 8: f(std::integral_constant<int, 8>{}); break;
-        default: f(std::integral_constant<int, 0>{});
-    }
-}
-
 // One chunk of A levels: how many levels have each B level set (for S), and the sums of their
 // means Q_B = sum_a [B in set_a] xbar_a (for r). n_b <= 12: dense tables over the 2^n_b sets,
 // the means summed per set (p adds per level, not p per B level of the set) and expanded to

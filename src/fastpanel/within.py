@@ -448,9 +448,11 @@ def _transform(
     if fe.n_ways == 1:
         f = fe.factors[0]
         dst = np.empty_like(X, order="F") if out is None else out
-        part = _codes_kernel(X, f, None, w, kern)
-        if part is None and not f.is_sorted and hasattr(kern, "WithinRows"):  # any order: partitioned
-            part = kern.WithinRows(X, f.codes, f.group_starts, _EMPTY_I64, 0, w_arg)
+        part = None
+        if not f.is_sorted:  # sorted rows: the streaming kernel below is faster (no table)
+            part = _codes_kernel(X, f, None, w, kern)
+            if part is None and hasattr(kern, "WithinRows"):  # weighted: partitioned
+                part = kern.WithinRows(X, f.codes, f.group_starts, _EMPTY_I64, 0, w_arg)
         if part is not None:
             part.pass2(np.empty((0, 0), order="F"), dst)
             bad = part.n_nonfinite
