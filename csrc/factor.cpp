@@ -16,7 +16,6 @@
 namespace fastpanel {
 namespace {
 
-constexpr i64 kSmallWidth = 64;  // id ranges counted in four interleaved stack histograms
 
 py::array_t<i64> group_order(py::array_t<i64> codes, py::array_t<i64> starts) {
     const i64 n = vec_len(codes);
@@ -46,13 +45,14 @@ py::array_t<i64> group_order(py::array_t<i64> codes, py::array_t<i64> starts) {
     return order;
 }
 
-// Integer ids in two passes: min, max and sortedness (parallel reduction), then the level
-// counts over the (small) value range together with the shifted ids codes = ids - lo (the
-// caller's copy of its ids, written by the pass that reads them anyway). Returns (lo, hi,
-// is_sorted, counts, codes) where counts[v - lo] is the number of rows with id v; the caller
-// remaps when some values in [lo, hi] are absent. max_range bounds the histogram (a wider
-// range returns empty counts and codes). The second pass is parallel with one histogram per
-// thread when those fit in the size of the ids (integer counts: the same for any thread count).
+// Integer ids in two passes: min, max and sortedness (parallel reduction), then which values
+// of the (small) range occur, together with the shifted ids codes = ids - lo (the caller's
+// copy of its ids, written by the pass that reads them anyway). Returns (lo, hi, is_sorted,
+// present, codes), present[v - lo] = 1 when some row has id v; the caller remaps when some
+// values are absent. max_range bounds the range (a wider one returns empty present and codes).
+// Presence, not counts: one byte per value (a table the cache holds, written without reading)
+// instead of an int64 counter per value; the counts, when an estimator needs them, come from
+// level_counts on the dense codes.
 py::tuple int_summary(py::array_t<i64> ids, i64 max_range) {
     const i64 n = vec_len(ids);
     if (n < 1) throw std::invalid_argument("ids must be a non-empty 1-D array");
@@ -81,56 +81,84 @@ py::tuple int_summary(py::array_t<i64> ids, i64 max_range) {
     // hi - lo can overflow for ids spanning the whole int64 range: compare in unsigned.
     const auto range = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
     if (range >= static_cast<std::uint64_t>(max_range)) {
-        return py::make_tuple(lo, hi, unsorted == 0, py::array_t<i64>(0), py::array_t<i64>(0));
+        return py::make_tuple(lo, hi, unsorted == 0, py::array_t<std::uint8_t>(0), py::array_t<i64>(0));
     }
     const i64 width = static_cast<i64>(range) + 1;
-    py::array_t<i64> counts(width), codes(n);
-    i64* c = counts.mutable_data();
+    py::array_t<std::uint8_t> present(width);
+    py::array_t<i64> codes(n);
+    std::uint8_t* pr = present.mutable_data();
     i64* out = codes.mutable_data();
     {
         py::gil_scoped_release release;
         const i64 threads = n > 200000 ? omp_get_max_threads() : 1;
-        const i64 n_hist = threads > 1 && threads * width <= n ? threads : 1;
-        std::vector<i64> extra(static_cast<std::size_t>((n_hist - 1) * width), 0);
-        std::fill(c, c + width, 0);
-#pragma omp parallel num_threads(n_hist) if (n_hist > 1)
+        const i64 n_tab = threads > 1 && threads * width <= 8 * n ? threads : 1;
+        std::vector<std::uint8_t> extra(static_cast<std::size_t>((n_tab - 1) * width), 0);
+        std::fill(pr, pr + width, 0);
+#pragma omp parallel num_threads(n_tab) if (n_tab > 1)
         {
             const i64 t = omp_get_thread_num(), nt = omp_get_num_threads();
-            i64* h = t == 0 ? c : extra.data() + (t - 1) * width;
+            std::uint8_t* seen = t == 0 ? pr : extra.data() + (t - 1) * width;
             const i64 i0 = n * t / nt, i1 = n * (t + 1) / nt;
-            if (width <= kSmallWidth) {
-                // few levels: four interleaved histograms, so that runs of one id do not chain
-                // every increment through the same counter
-                i64 small[4][kSmallWidth] = {};
-                for (i64 i = i0; i < i1; ++i) {
-                    const i64 code = v[i] - lo;
-                    out[i] = code;
-                    ++small[i & 3][code];
-                }
-                for (i64 k = 0; k < width; ++k) h[k] += small[0][k] + small[1][k] + small[2][k] + small[3][k];
-            } else {
-                for (i64 i = i0; i < i1; ++i) {
-                    // ids in random order hit the histogram at random: fetch 32 rows ahead
-                    __builtin_prefetch(h + (v[std::min(i + 32, i1 - 1)] - lo), 1);
-                    const i64 code = v[i] - lo;
-                    out[i] = code;
-                    ++h[code];
-                }
+            for (i64 i = i0; i < i1; ++i) {
+                const i64 code = v[i] - lo;
+                out[i] = code;
+                seen[code] = 1;
+            }
+        }
+        for (i64 t = 1; t < n_tab; ++t) {
+            const std::uint8_t* seen = extra.data() + (t - 1) * width;
+            for (i64 k = 0; k < width; ++k) pr[k] |= seen[k];
+        }
+    }
+    return py::make_tuple(lo, hi, unsorted == 0, present, codes);
+}
+
+// Rows per level of dense codes in 0..n_levels-1 (a code outside raises): one histogram per
+// thread when they fit in the size of the codes (integer counts: the same for any thread
+// count), the counter of the row 32 ahead prefetched (codes in random order hit it at random).
+py::array_t<i64> level_counts(py::array_t<i64> codes, i64 n_levels) {
+    const i64 n = vec_len(codes);
+    if (n < 0) throw std::invalid_argument("codes must be 1-D");
+    if (n_levels < 0) throw std::invalid_argument("n_levels must be >= 0");
+    const i64* v = vec_view(codes, n, "codes");
+    py::array_t<i64> counts(n_levels);
+    i64* c = counts.mutable_data();
+    i64 bad = 0;
+    {
+        py::gil_scoped_release release;
+        const i64 threads = n > 200000 ? omp_get_max_threads() : 1;
+        const i64 n_hist = threads > 1 && threads * n_levels <= n ? threads : 1;
+        std::vector<i64> extra(static_cast<std::size_t>((n_hist - 1) * n_levels), 0);
+        std::fill(c, c + n_levels, 0);
+        const auto width = static_cast<std::uint64_t>(n_levels);
+#pragma omp parallel num_threads(n_hist) reduction(+ : bad) if (n_hist > 1)
+        {
+            const i64 t = omp_get_thread_num(), nt = omp_get_num_threads();
+            i64* h = t == 0 ? c : extra.data() + (t - 1) * n_levels;
+            const i64 i0 = n * t / nt, i1 = n * (t + 1) / nt;
+            for (i64 i = i0; i < i1; ++i) {
+                const auto ahead = static_cast<std::uint64_t>(v[std::min(i + 32, i1 - 1)]);
+                __builtin_prefetch(h + (ahead < width ? ahead : 0), 1);
+                const auto code = static_cast<std::uint64_t>(v[i]);
+                if (code < width) ++h[code]; else ++bad;
             }
         }
         for (i64 t = 1; t < n_hist; ++t) {
-            const i64* h = extra.data() + (t - 1) * width;
-            for (i64 k = 0; k < width; ++k) c[k] += h[k];
+            const i64* h = extra.data() + (t - 1) * n_levels;
+            for (i64 k = 0; k < n_levels; ++k) c[k] += h[k];
         }
     }
-    return py::make_tuple(lo, hi, unsorted == 0, counts, codes);
+    if (bad) throw std::invalid_argument("codes must lie in 0 .. n_levels - 1");
+    return counts;
 }
 
 }  // namespace
 
 void register_factor(py::module_& m) {
     m.def("int_summary", &int_summary, py::arg("ids"), py::arg("max_range"),
-          "(min, max, is_sorted, counts over [min, max], ids - min) of int64 ids in two passes.");
+          "(min, max, is_sorted, presence over [min, max] (uint8), ids - min) of int64 ids in two passes.");
+    m.def("level_counts", &level_counts, py::arg("codes"), py::arg("n_levels"),
+          "Rows per level of dense int64 codes (ValueError for a code outside 0..n_levels-1).");
     m.def("group_order", &group_order, py::arg("codes"), py::arg("group_starts"),
           "Stable counting-sort permutation listing the rows of each level together.");
 }

@@ -82,6 +82,35 @@ def test_factorize_large_random_unsorted_ids() -> None:
     np.testing.assert_array_equal(order, np.argsort(inverse, kind="stable"))
 
 
+@pytest.mark.parametrize("gaps", [False, True])
+@pytest.mark.parametrize("offset", [0, -(10**12)])
+def test_factorize_large_dense_ids_in_random_order(gaps: bool, offset: int) -> None:
+    """Large enough for the compiled summary's parallel passes (per-thread presence tables) and
+    the parallel level counts; with values missing from the range (remapped) or not."""
+    rng = np.random.default_rng(7)
+    values = rng.permutation(np.repeat(np.arange(60_000), 5)) + offset
+    if gaps:
+        values = values[(values - offset) % 7 != 3]
+    f = factorize(values)
+    uniq, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(f.codes, inverse)
+    np.testing.assert_array_equal(f.levels, uniq)
+    np.testing.assert_array_equal(f.counts, counts)
+    assert not f.codes.flags.writeable and not np.shares_memory(f.codes, values)
+
+
+def test_level_counts_rejects_codes_out_of_range() -> None:
+    from fastpanel import _core
+
+    codes = np.zeros(300_000, dtype=np.int64)
+    codes[1234] = 5
+    with pytest.raises(ValueError, match="0 .. n_levels - 1"):
+        _core.level_counts(codes, 5)
+    codes[1234] = -1
+    with pytest.raises(ValueError, match="0 .. n_levels - 1"):
+        _core.level_counts(codes, 5)
+
+
 def test_factorize_sorted_ids_need_no_permutation() -> None:
     f = factorize(np.repeat([10, 20, 30], [2, 1, 3]))
     assert f.order is None

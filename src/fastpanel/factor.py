@@ -94,7 +94,7 @@ class Factor:
     def counts(self) -> np.ndarray:
         """Rows per level (int64, length ``n_levels``)."""
         if self._counts is None:
-            self._counts = np.bincount(self.codes, minlength=self.n_levels).astype(np.int64)
+            self._counts = _level_counts(self.codes, self.n_levels)
         return self._counts
 
     @property
@@ -137,6 +137,15 @@ class Factor:
         return Factor(remap[codes].astype(np.int64), self.levels[present], self.name, _trusted=True)
 
 
+def _level_counts(codes: np.ndarray, n_levels: int) -> np.ndarray:
+    """Rows per level (the compiled histogram: parallel, prefetched; NumPy's bincount without it)."""
+    try:
+        from fastpanel import _core
+    except ImportError:  # pure-Python install
+        return np.bincount(codes, minlength=n_levels).astype(np.int64)
+    return _core.level_counts(np.ascontiguousarray(codes, dtype=np.int64), int(n_levels))
+
+
 def _group_order(codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Stable permutation grouping rows by code (rows of a level keep their input order)."""
     try:
@@ -147,7 +156,7 @@ def _group_order(codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def _int_factor(arr: np.ndarray, name: str) -> "Factor | None":
-    """Dense-range int64 ids through the compiled summary (min, max, sortedness and counts in
+    """Dense-range int64 ids through the compiled summary (min, max, sortedness and presence in
     two passes); None when the compiled module is absent or the range is wide."""
     if arr.dtype != np.int64:
         return None
@@ -156,20 +165,21 @@ def _int_factor(arr: np.ndarray, name: str) -> "Factor | None":
     except ImportError:  # pragma: no cover - pure-Python install
         return None
     arr = np.ascontiguousarray(arr)
-    lo, hi, is_sorted, counts, shifted = _core.int_summary(arr, _DENSE_RANGE_FACTOR * arr.size + 1025)
-    if counts.shape[0] == 0:
+    lo, hi, is_sorted, seen, shifted = _core.int_summary(arr, _DENSE_RANGE_FACTOR * arr.size + 1025)
+    if seen.shape[0] == 0:
         return None
-    present = counts > 0
+    present = seen.view(bool)
     levels = np.flatnonzero(present).astype(np.int64) + lo
     if present.all():  # the ids are dense already: codes = ids - lo
         # shifted is the kernel's own array, never a view of the caller's (a view would change,
         # or crash, later fits when the caller edits it)
         shifted.flags.writeable = False
-        return Factor(shifted, levels, name, _counts=counts, _sorted=bool(is_sorted), _missing=False, _trusted=True)
+        return Factor(shifted, levels, name, _sorted=bool(is_sorted), _missing=False, _trusted=True)
     remap = np.cumsum(present, dtype=np.int64) - 1
+    codes = remap[shifted]
+    codes.flags.writeable = False  # kernels index with the codes unchecked
     # remapping is monotone, so sortedness carries over
-    return Factor(remap[shifted], levels, name, _counts=counts[present], _sorted=bool(is_sorted), _missing=False,
-                  _trusted=True)
+    return Factor(codes, levels, name, _sorted=bool(is_sorted), _missing=False, _trusted=True)
 
 
 def factorize(values: Any, name: str = "ids") -> Factor:
