@@ -230,8 +230,9 @@ public:
         MatF o{};
         const double* gm = pass2_args(gamma, out, n_, p_, n_b_, o);
         py::gil_scoped_release release;
-        if (gm && !present_.empty()) set_means(gm);  // alpha = xbar - G[set], formed in pass C
-        else levels_alpha(gm);                     // alpha in place (one-way: the means)
+        if (!gm) n_nonfinite_ = mean_nonfinite_;   // one-way: alpha is the means, counted already
+        else if (!present_.empty()) set_means(gm);  // alpha = xbar - G[set], formed in pass C
+        else levels_alpha(gm);                      // alpha in place of the means
         pass_c(gm, o.data);
         done_ = true;
         tables_.reset();
@@ -398,7 +399,7 @@ private:
         n_nonfinite_ = mean_nonfinite_ + bad;
     }
 
-    // alpha_a = xbar_a - (sum of gamma over set_a) / n_a in place of xbar (one-way: xbar).
+    // Two-way: alpha_a = xbar_a - (sum of gamma over set_a) / n_a in place of xbar.
     void levels_alpha(const double* gamma_B) {
         with_columns(p_, [&](auto P) { levels_alpha_impl<P>(gamma_B); });
     }
@@ -415,18 +416,18 @@ private:
             double* acc = acc_buf.data();
             for (i64 a = a_lo; a < a_hi; ++a) {
                 double* rec = t0 + a * R;
-                if (gamma_B) {
-                    const u64 set = load_word(rec + p);
-                    const i64 count = __builtin_popcountll(set);
-                    const double inv = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
-                    for (i64 j = 0; j < p; ++j) acc[j] = 0.0;
-                    for (u64 m = set; m; m &= m - 1) {
-                        const double* g = gamma_B + __builtin_ctzll(m);
-                        for (i64 j = 0; j < p; ++j) acc[j] += g[j * n_b];
-                    }
-                    for (i64 j = 0; j < p; ++j) rec[j] -= acc[j] * inv;
+                const u64 set = load_word(rec + p);
+                const i64 count = __builtin_popcountll(set);
+                const double inv = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
+                for (i64 j = 0; j < p; ++j) acc[j] = 0.0;
+                for (u64 m = set; m; m &= m - 1) {
+                    const double* g = gamma_B + __builtin_ctzll(m);
+                    for (i64 j = 0; j < p; ++j) acc[j] += g[j * n_b];
                 }
-                for (i64 j = 0; j < p; ++j) bad += !std::isfinite(rec[j]);
+                for (i64 j = 0; j < p; ++j) {
+                    rec[j] -= acc[j] * inv;
+                    bad += !std::isfinite(rec[j]);
+                }
             }
         }
         n_nonfinite_ = bad;
