@@ -9,6 +9,7 @@ void register_within_codes(py::module_& m);
 void register_threshold(py::module_& m);
 void register_ols(py::module_& m);
 void register_kway(py::module_& m);
+void register_wildboot(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -27,4 +28,5 @@ PYBIND11_MODULE(_core, m) {
     fastpanel::register_threshold(m);
     fastpanel::register_ols(m);
     fastpanel::register_kway(m);
+    fastpanel::register_wildboot(m);
 }

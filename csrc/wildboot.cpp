@@ -1,0 +1,158 @@
+// Wild cluster bootstrap statistics (Roodman, MacKinnon, Nielsen and Webb 2019, "Fast and wild").
+//
+// Algorithm: after one pass over the data (done in Python, fastpanel/ols/wildboot.py) the
+// statistic of draw b depends on the G bootstrap-cluster weights v_b only:
+//     n_b  = N v_b                       (q)     numerator R (beta*_b - beta_0)
+//     z_hb = K_h v_b                     (q)     R A^-1 (bootstrap score sum of error cluster h)
+//     D_b  = sum_h c_h z_hb z_hb'        (q x q) R V*_b R'
+//     stat = n_b / sqrt(D_b) (q = 1)  or  n_b' D_b^-1 n_b (q > 1)
+// Cost per draw O((q + H q) G), never O(n). Draws are processed in blocks of kBlock with the
+// draws innermost (contiguous, vectorised); every draw sums over g = 0 .. G-1 in order, so its
+// result depends neither on its block nor on the thread count.
+//
+// Weights: a counter-based generator shared with the NumPy oracle and the Numba kernel
+// (fastpanel/kernels/wildboot_reference.py): bits = mix(mix(ent_g + (d + 1) * golden) + ent_g)
+// for draw d (0-based) and cluster key ent_g; kinds 0 Rademacher, 1 Mammen, 2 Webb,
+// 3 normal (Box-Muller), 4 full enumeration (bit G-1-g of d).
+//
+// Naming: q restrictions, G bootstrap clusters, H error-cluster rows; N is q x G and K is
+// (H q) x G, both row-major (C order) as NumPy hands them over.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common.hpp"
+
+namespace fastpanel {
+
+namespace {
+
+constexpr i64 kBlock = 64;
+constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
+constexpr std::uint64_t kSalt = 0xD1B54A32D192ED03ULL;
+
+inline std::uint64_t mix64(std::uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+inline double weight(std::uint64_t e, int kind, i64 d, i64 G, i64 g) {
+    if (kind == 4) return 2.0 * double((d >> (G - 1 - g)) & 1) - 1.0;
+    const std::uint64_t bits = mix64(mix64(e + std::uint64_t(d + 1) * kGolden) + e);
+    if (kind == 0) return 2.0 * double(bits >> 63) - 1.0;
+    const double u = double(bits >> 11) * 0x1.0p-53;
+    if (kind == 1) {
+        const double s5 = std::sqrt(5.0);
+        return u < (s5 + 1.0) / (2.0 * s5) ? -(s5 - 1.0) / 2.0 : (s5 + 1.0) / 2.0;
+    }
+    if (kind == 2) {
+        static const double vals[6] = {-std::sqrt(1.5), -1.0, -std::sqrt(0.5), std::sqrt(0.5), 1.0, std::sqrt(1.5)};
+        return vals[std::min<i64>(i64(u * 6.0), 5)];
+    }
+    const double u2 = double(mix64(bits ^ kSalt) >> 11) * 0x1.0p-53;
+    return std::sqrt(-2.0 * std::log1p(-u)) * std::cos(2.0 * M_PI * u2);
+}
+
+py::array_t<double> wild_stats(py::array_t<double, py::array::c_style | py::array::forcecast> num,
+                               py::array_t<double, py::array::c_style | py::array::forcecast> K,
+                               py::array_t<double, py::array::c_style | py::array::forcecast> scale,
+                               py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast> ent,
+                               int kind, i64 start, i64 count) {
+    if (num.ndim() != 2 || K.ndim() != 2 || scale.ndim() != 1 || ent.ndim() != 1)
+        throw std::invalid_argument("wild_stats: num and K must be 2-D, scale and ent 1-D");
+    const i64 q = num.shape(0), G = num.shape(1), H = scale.shape(0);
+    if (K.shape(0) != H * q || K.shape(1) != G || ent.shape(0) != G || q < 1 || count < 0)
+        throw std::invalid_argument("wild_stats: shapes of num, K, scale and ent do not agree");
+    if (kind < 0 || kind > 4 || (kind == 4 && (G > 62 || start < 0)))
+        throw std::invalid_argument("wild_stats: bad weight kind");
+    const double* pN = num.data();
+    const double* pK = K.data();
+    const double* pS = scale.data();
+    const std::uint64_t* pE = ent.data();
+    py::array_t<double> out(count);
+    double* po = out.mutable_data();
+    const i64 n_blocks = (count + kBlock - 1) / kBlock;
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel
+        {
+            std::vector<double> V(G * kBlock), Nb(q * kBlock), Z(q * kBlock), D(q * q * kBlock), L(q * q), y(q);
+#pragma omp for schedule(static)
+            for (i64 blk = 0; blk < n_blocks; ++blk) {
+                const i64 b0 = blk * kBlock, nb = std::min(kBlock, count - b0);
+                for (i64 g = 0; g < G; ++g)
+                    for (i64 j = 0; j < nb; ++j) V[g * kBlock + j] = weight(pE[g], kind, start + b0 + j, G, g);
+                std::fill(Nb.begin(), Nb.end(), 0.0);
+                std::fill(D.begin(), D.end(), 0.0);
+                for (i64 a = 0; a < q; ++a)
+                    for (i64 g = 0; g < G; ++g) {
+                        const double c = pN[a * G + g];
+                        const double* v = &V[g * kBlock];
+                        double* t = &Nb[a * kBlock];
+                        for (i64 j = 0; j < kBlock; ++j) t[j] += c * v[j];
+                    }
+                for (i64 h = 0; h < H; ++h) {
+                    std::fill(Z.begin(), Z.end(), 0.0);
+                    for (i64 a = 0; a < q; ++a) {
+                        const double* krow = pK + (h * q + a) * G;
+                        double* t = &Z[a * kBlock];
+                        for (i64 g = 0; g < G; ++g) {
+                            const double c = krow[g];
+                            if (c == 0.0) continue;  // sparse rows (cells of multiway clusters)
+                            const double* v = &V[g * kBlock];
+                            for (i64 j = 0; j < kBlock; ++j) t[j] += c * v[j];
+                        }
+                    }
+                    const double s = pS[h];
+                    for (i64 a = 0; a < q; ++a)
+                        for (i64 a2 = 0; a2 <= a; ++a2) {
+                            double* d = &D[(a * q + a2) * kBlock];
+                            const double* za = &Z[a * kBlock];
+                            const double* zb = &Z[a2 * kBlock];
+                            for (i64 j = 0; j < kBlock; ++j) d[j] += s * za[j] * zb[j];
+                        }
+                }
+                for (i64 j = 0; j < nb; ++j) {
+                    if (q == 1) {
+                        const double den = D[j];
+                        po[b0 + j] = den > 0 ? Nb[j] / std::sqrt(den) : NAN;
+                        continue;
+                    }
+                    bool ok = true;
+                    for (i64 a = 0; a < q && ok; ++a)
+                        for (i64 a2 = 0; a2 <= a; ++a2) {
+                            double acc = D[(a * q + a2) * kBlock + j];
+                            for (i64 t = 0; t < a2; ++t) acc -= L[a * q + t] * L[a2 * q + t];
+                            if (a == a2) {
+                                if (!(acc > 0.0)) { ok = false; break; }
+                                L[a * q + a] = std::sqrt(acc);
+                            } else {
+                                L[a * q + a2] = acc / L[a2 * q + a2];
+                            }
+                        }
+                    if (!ok) { po[b0 + j] = NAN; continue; }
+                    double w = 0.0;
+                    for (i64 a = 0; a < q; ++a) {
+                        double acc = Nb[a * kBlock + j];
+                        for (i64 t = 0; t < a; ++t) acc -= L[a * q + t] * y[t];
+                        y[a] = acc / L[a * q + a];
+                        w += y[a] * y[a];
+                    }
+                    po[b0 + j] = w;
+                }
+            }
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+void register_wildboot(py::module_& m) {
+    m.def("wild_stats", &wild_stats, py::arg("num"), py::arg("K"), py::arg("scale"), py::arg("ent"),
+          py::arg("kind"), py::arg("start"), py::arg("count"),
+          "Wild cluster bootstrap statistics of draws start .. start+count-1 (see csrc/wildboot.cpp)");
+}
+
+}  // namespace fastpanel
