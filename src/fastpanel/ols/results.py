@@ -91,9 +91,33 @@ class OLSResults:
         hi = self.params + q * self.bse
         return pd.DataFrame({"lower": lo, "upper": hi})
 
+    def wald_test(self, R: Any, r: Any = None, *, distribution: str | None = None) -> Any:
+        """Wald (chi2) or F test of ``R b = r``, e.g. ``res.wald_test("x1 = x2, x3 = 0")``: see
+        :func:`fastpanel.ols.wald.wald_test` for the forms of ``R`` and the conventions."""
+        from fastpanel.ols.wald import wald_test
+
+        return wald_test(self, R, r, distribution=distribution)
+
+    def f_test(self, R: Any, r: Any = None) -> Any:
+        """F test of ``R b = r``: :meth:`wald_test` with ``distribution="F"``."""
+        return self.wald_test(R, r, distribution="F")
+
+    @property
+    def vcov_eigen_fixed(self) -> int:
+        """Eigenvalues of the CRV1 covariance clipped at zero by the CGM eigenvalue fix (0: none;
+        see :mod:`fastpanel.ols.covariance`)."""
+        return int(getattr(self._state, "vcov_eigen_fixed", 0))
+
     @property
     def vcov_label(self) -> str:
         return self.vcov_spec.label
+
+    def wildboottest(self, param: str | None = None, **kwargs: Any) -> Any:
+        """Wild cluster bootstrap test of ``param = r`` or ``R b = r``: see
+        :func:`fastpanel.ols.wildboot.wildboottest` for the arguments."""
+        from fastpanel.ols.wildboot import wildboottest
+
+        return wildboottest(self, param, **kwargs)
 
     @cached_property
     def f_poolability(self) -> dict[str, float]:
