@@ -139,14 +139,21 @@ def test_full_enumeration_equals_per_draw_refit(fe, impose_null):
 
 
 @pytest.mark.parametrize("weights", ["rademacher", "mammen", "webb", "norm"])
-def test_random_draws_equal_per_draw_refit_weighted_and_not(weights):
+@pytest.mark.parametrize(("fe", "levels"), [("firm + year", True), ("firm + year", False), ("year", True),
+                                            ("firm + year + h", False)])
+def test_random_draws_equal_per_draw_refit_weighted_and_not(weights, fe, levels, monkeypatch):
+    """Effects not nested in the clusters (year, h): the exact refit through the effects' level
+    space (one or two ways) or through the within transform of u0 * 1_g (any number of ways)."""
+    from fastpanel.ols import wildboot
+
+    monkeypatch.setattr(wildboot, "_USE_LEVELS", levels)
     df = _panel(2, G=14)
     for w in (None, "w"):
-        res = fastpanel.feols("y ~ x1 + x2 | firm + year", df, vcov={"CRV1": "g"}, weights=w)
+        res = fastpanel.feols(f"y ~ x1 + x2 | {fe}", df, vcov={"CRV1": "g"}, weights=w)
         wb = res.wildboottest("x2", B=300, weights=weights, seed=7, return_draws=True, r=-0.1)
         assert not wb.full_enumeration and wb.B == 300
         codes = np.searchsorted(wb.boot_labels, df["g"].to_numpy())
-        t0, draws = oracle(df, ["x1", "x2"], ["firm", "year"], _unit(["x1", "x2"], "x2"), np.array([-0.1]), ["g"],
+        t0, draws = oracle(df, ["x1", "x2"], fe.split(" + "), _unit(["x1", "x2"], "x2"), np.array([-0.1]), ["g"],
                            codes, wb.weights_matrix(), weights=w)
         _ratio_close(wb.draws, wb.statistic, draws, t0)
 

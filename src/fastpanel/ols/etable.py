@@ -56,6 +56,15 @@ class ETable:
         stats.append(["R2", *(f"{r.rsquared:.{digits}f}" for r in results)])
         stats.append(["R2 within", *(f"{r.rsquared_within:.{digits}f}" for r in results)])
         stats.append(["vcov", *(r.vcov_label for r in results)])
+        # wild cluster bootstrap p-values (and CIs) of the coefficients tested on each fit
+        boot_names = [n for n in names if any(n in (getattr(r, "wildboot_results", None) or {}) for r in results)]
+        for n in boot_names:
+            tests = [(getattr(r, "wildboot_results", None) or {}).get(n) for r in results]
+            stats.append([f"{n}: wild bootstrap p", *("" if t is None else f"{t.pvalue:.{digits}f}" for t in tests)])
+            if any(t is not None and t.conf_int is not None for t in tests):
+                stats.append([f"{n}: bootstrap CI", *(
+                    "" if t is None or t.conf_int is None else
+                    f"[{t.conf_int[0]:.{digits}f}, {t.conf_int[1]:.{digits}f}]" for t in tests)])
         self.header, self.body, self.stats = header, body, stats
         self.rows = [header, *body, *stats]
 

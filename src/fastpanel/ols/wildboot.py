@@ -379,6 +379,70 @@ def _matrices(d: _Design, R: np.ndarray, r: np.ndarray, impose_null: bool, btype
 
 def _cross_scores(d: _Design, u0: np.ndarray, h_codes: np.ndarray, n_h: int, RA: np.ndarray) -> np.ndarray:
     """``R A^-1 P_hg`` (n_h, q, G) with ``P_hg = X_h' [M_D (u0 * 1_g)]_h`` (effects not nested)."""
+    f = sorted(d.factors, key=lambda fa: -fa.n_levels)
+    if _USE_LEVELS and (len(f) == 1 or (len(f) == 2 and f[1].n_levels <= _LEVEL_PATH_MAX)):
+        return _cross_scores_levels(d, u0, h_codes, n_h, RA, f[0], f[1] if len(f) == 2 else None)
+    return _cross_scores_within(d, u0, h_codes, n_h, RA)
+
+
+_USE_LEVELS = True  # tests switch it off to check the level-space path against the within path
+_LEVEL_PATH_MAX = 2000  # levels of the smaller effect for the dense Schur solve (as within.DIRECT_MAX_LEVELS)
+
+
+def _cross_scores_levels(d: _Design, u0: np.ndarray, h_codes: np.ndarray, n_h: int, RA: np.ndarray,
+                         a: Factor, b: Factor | None) -> np.ndarray:
+    """The same as :func:`_cross_scores_within` in the space of the effects' levels, O(n q + G L_b^2).
+
+    In the ``sqrt(w)``-scaled model ``M_D z = z - W^1/2 D alpha(z)`` with ``(D'WD) alpha = D'W^1/2 z``.
+    For ``z = u0 * 1_g`` the right-hand side is the level sums ``r^g`` of ``sqrt(w) u0`` over
+    cluster g's rows (zero for a level inside g: u0 is orthogonal to the effects). One way:
+    ``alpha_a = r_a / n_a``. Two ways (a eliminated, b through its Schur complement
+    ``S = diag(n_b) - N' diag(1/n_a) N``, ``N`` the weighted a x b cell counts):
+    ``gamma = S^+ (r_b - N' r_a / n_a)``, ``alpha_a = (r_a - N gamma) / n_a``. Then
+    ``X_h' [W^1/2 D alpha]_h = C_ha alpha_a + C_hb gamma`` with ``C`` the level sums of
+    ``sqrt(w) R A^-1 x`` within cluster h (zero for a level inside h), formed without the
+    L_a x G matrix alpha_a.
+    """
+    from scipy import sparse
+
+    from fastpanel.within import _solve_psd
+
+    n, G = d.X.shape[0], d.G
+    q = RA.shape[0]
+    sw = np.ones(n) if d.weights is None else np.sqrt(d.weights)
+    w = sw * sw
+    XR = d.X @ RA.T  # (n, q)
+    g = d.boot_codes
+    su = sw * u0
+    # score sums of the cells (h, g): the part M_D leaves
+    cell = np.empty((n_h, q, G))
+    flat = h_codes * np.int64(G) + g
+    for c in range(q):
+        cell[:, c, :] = np.bincount(flat, weights=XR[:, c] * u0, minlength=n_h * G).reshape(n_h, G)
+    na = np.bincount(a.codes, weights=w, minlength=a.n_levels)
+    Ra_n = sparse.csr_matrix((su / na[a.codes], (a.codes, g)), shape=(a.n_levels, G))
+    gamma = None
+    if b is not None:
+        N = sparse.csr_matrix((w, (a.codes, b.codes)), shape=(a.n_levels, b.n_levels))
+        nb = np.bincount(b.codes, weights=w, minlength=b.n_levels)
+        Rb = np.bincount(b.codes * np.int64(G) + g, weights=su, minlength=b.n_levels * G).reshape(b.n_levels, G)
+        Nd = sparse.diags(1.0 / na) @ N  # diag(1/n_a) N
+        schur = np.diag(nb) - (N.T @ Nd).toarray()
+        gamma = _solve_psd(schur, Rb - np.asarray((N.T @ Ra_n).todense()))
+    out = np.empty((n_h, q, G))
+    for c in range(q):
+        vals = sw * XR[:, c]
+        Ca = sparse.csr_matrix((vals, (h_codes, a.codes)), shape=(n_h, a.n_levels))
+        T = np.asarray((Ca @ Ra_n).todense())
+        if b is not None:
+            Cb = sparse.csr_matrix((vals, (h_codes, b.codes)), shape=(n_h, b.n_levels)).toarray()
+            T += (Cb - (Ca @ Nd).toarray()) @ gamma
+        out[:, c, :] = cell[:, c, :] - T
+    return out
+
+
+def _cross_scores_within(d: _Design, u0: np.ndarray, h_codes: np.ndarray, n_h: int, RA: np.ndarray) -> np.ndarray:
+    """``R A^-1 P_hg`` by the within transform of the G columns ``u0 * 1_g`` (any effects)."""
     from scipy import sparse
 
     n, G = d.X.shape[0], d.G
@@ -604,7 +668,7 @@ def wildboottest(
     if conf_int:
         ci = _invert(d, Rm, rv, stat0, num0, Vr, boot_stats, pval_type, alpha)
     seed_out = None if enum else (seed if isinstance(seed, (int, np.integer)) else seed_used)
-    return WildBootResult(
+    out = WildBootResult(
         param=text, statistic=float(stat0 if q == 1 else stat0 / q), pvalue=float(pvalue), B=B_eff,
         bootstrap_type=btype, impose_null=bool(impose_null), weights=weights, full_enumeration=enum,
         pval_type=pval_type, cluster=tuple(c for c, _ in clusters), bootstrap_cluster=boot_name,
@@ -613,13 +677,22 @@ def wildboottest(
         n_ties=n_ties, n_undefined=n_undef, draws=draws if return_draws else None,
         boot_labels=boot_labels, _ent=ent, _kind=kind,
     )
+    if param is not None:
+        # kept on the fit for its tables (summary, etable, the report): the latest test per coefficient
+        store = getattr(results, "wildboot_results", None)
+        if store is None:
+            store = results.wildboot_results = {}
+        store[param] = out
+    return out
 
 
 def _statistic(num: np.ndarray, V: np.ndarray) -> float:
     if num.shape[0] == 1:
         if not V[0, 0] > 0:
-            raise ValueError("the variance of R b is zero (a restriction on a coefficient without variation?); "
-                             "the test is undefined")
+            raise ValueError(
+                f"the clustered variance of R b is {V[0, 0]:.3g}, not positive (zero: a restriction on a coefficient "
+                "without variation; negative: the multiway inclusion-exclusion sum), so the t statistic is undefined; "
+                "cluster on fewer variables or test another restriction")
         return float(num[0] / math.sqrt(V[0, 0]))
     try:
         c = np.linalg.cholesky(V)

@@ -132,6 +132,11 @@ def coef_table(result: Any, fmt: Format = "text", *, truth: Mapping[str, float] 
     header = ["term", "estimate", "std. err.", "95% CI"]
     if truth is not None:
         header += ["true", "in CI"]
+    # wild cluster bootstrap tests run on the fit (res.wildboottest): p-value and CI columns
+    boots = getattr(result, "wildboot_results", None) or {}
+    has_boot_ci = any(b.conf_int is not None for b in boots.values())
+    if boots:
+        header += ["wild boot. p"] + (["wild boot. CI"] if has_boot_ci else [])
     rows = []
     for name, row in frame.iterrows():
         cells = [str(name), _num(row["estimate"], digits) + stars(row["pvalue"]),
@@ -140,6 +145,12 @@ def coef_table(result: Any, fmt: Format = "text", *, truth: Mapping[str, float] 
         if truth is not None:
             cells += [_num(row["true"], digits),
                       "" if row["covered"] is None else ("yes" if row["covered"] else "no")]
+        if boots:
+            b = boots.get(name)
+            cells.append("" if b is None else _num(b.pvalue, digits))
+            if has_boot_ci:
+                cells.append("" if b is None or b.conf_int is None else
+                             f"[{_num(b.conf_int[0], digits)}, {_num(b.conf_int[1], digits)}]")
         rows.append(cells)
     nobs = getattr(result, "nobs", None)
     note = notes or ""
