@@ -24,8 +24,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="CSV, Parquet, Stata .dta or Excel file")
     p.add_argument("formula", help="model formula, e.g. \"y ~ x1 + x2 | entity + year\"")
     p.add_argument("--vcov", default=None, metavar="TYPE",
-                   help="iid, HC0, HC1 (hetero), HC2, HC3, CRV1:COL, CRV1:COL1+COL2, CRV3:COL, "
-                        "DK:LAGS (default: the estimator's)")
+                   help="iid, HC0, HC1 (hetero), HC2, HC3, CRV1:COL, CRV1:COL1+COL2 (or more: "
+                        "CRV1:A+B+C), CRV3:COL, CR2:COL (Bell-McCaffrey, Satterthwaite df), DK:LAGS "
+                        "(default: the estimator's)")
+    p.add_argument("--wald", default=None, metavar="RESTRICTIONS",
+                   help="also test linear restrictions on the coefficients, e.g. \"x1 = x2, x3 = 0\" (F; chi2 "
+                        "with --ssc linearmodels); printed after the table (json: the field \"wald\")")
+    p.add_argument("--wildboot", default=None, metavar="COEF",
+                   help="wild cluster bootstrap test of COEF = 0 (WCR, clusters of --vcov CRV1:COL); its p-value "
+                        "and CI (by test inversion) join the table (json: the field \"wildboot\")")
+    p.add_argument("--B", type=int, default=9999, metavar="N", help="bootstrap draws for --wildboot (default 9999)")
+    p.add_argument("--boot-weights", default="rademacher", choices=["rademacher", "mammen", "webb", "norm"],
+                   help="--wildboot weight distribution (default rademacher)")
+    p.add_argument("--boot-type", default="11", choices=["11", "13", "31", "33"],
+                   help="--wildboot bootstrap type (DGP digit, variance digit; default 11)")
     p.add_argument("--ssc", default=None, choices=["fixest", "statsmodels", "linearmodels"],
                    help="small-sample convention")
     p.add_argument("--split", default=None, metavar="COL", help="fit one model per value of COL")
@@ -44,15 +56,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_vcov(text: str | None) -> Any:
-    """``"CRV1:city"`` -> ``{"CRV1": "city"}``, ``"DK:2"`` -> ``{"DK": 2}``, ``"HC1"`` -> ``"HC1"``."""
+    """``"CRV1:city"`` -> ``{"CRV1": "city"}``, ``"CR2:city"`` -> ``{"CR2": "city"}``, ``"DK:2"`` ->
+    ``{"DK": 2}``, ``"HC1"`` -> ``"HC1"``."""
     if text is None:
         return None
     kind, sep, arg = text.partition(":")
+    if not sep and kind.strip().upper() == "CR2":
+        raise CLIError(f"--vcov {text!r} needs the cluster column: CR2:COL, e.g. CR2:firm")
     if not sep:
         return kind
     if not arg:
         raise CLIError(f"--vcov {text!r} names no argument after ':'; e.g. CRV1:city or DK:2")
-    if kind.upper() in ("CRV1", "CRV3") and arg.upper() == kind.upper():
+    if kind.upper() in ("CRV1", "CRV3", "CR2") and arg.upper() == kind.upper():
         raise CLIError(f"--vcov {text!r}: name the cluster column after ':', e.g. {kind.upper()}:city")
     if kind.upper() == "DK":
         try:
@@ -185,17 +200,103 @@ def render_fit(result: Any, fmt: str, args: argparse.Namespace) -> str:
     models = split_models(result)
     vcov_text = args.vcov or "iid"
     rows = rows_summary(result)
+    walds = wald_tests(models, getattr(args, "wald", None))
+    boots = wild_bootstraps(models, args)
     if fmt == "json":
         payload = {"file": str(args.file), "formula": args.formula, "vcov": vcov_text,
                    "split": args.split, "rows": rows,
                    "models": [{"label": label, **model_dict(res), "n_dropped": int(res.n_dropped),
                                "n_singletons": int(res.n_singletons)} for label, res in models]}
+        if boots:
+            payload["wildboot"] = [{"label": label, **_boot_dict(b)} for label, b in boots]
+        if walds:  # one entry per model (one for a fit without --split)
+            payload["wald"] = [{"label": label, **w.to_dict()} for label, w in walds]
         return json.dumps(payload, indent=2, allow_nan=False)
     caption = f"{args.formula}" + (f" (split by {args.split})" if args.split else "")
     notes = f"vcov: {vcov_text}; {rows_text(rows)}"
     if len(models) == 1 and not args.split:
-        return coef_table(models[0][1], fmt, caption=caption, notes=notes)
-    return side_by_side(models, fmt, caption=caption, notes=notes)
+        table = coef_table(models[0][1], fmt, caption=caption, notes=notes)
+    else:
+        table = side_by_side(models, fmt, caption=caption, notes=notes)
+    return "\n".join([table, *(_wald_line(label, w, fmt) for label, w in walds),
+                      *(_wald_line(label, _BootLine(b), fmt) for label, b in boots)])
+
+
+class _BootLine:
+    """One line on a --wildboot test, in the form of the Wald line after the table."""
+
+    def __init__(self, b: Any) -> None:
+        self.b = b
+
+    def line(self) -> str:
+        b = self.b
+        kind = ("WCR" if b.impose_null else "WCU") + b.bootstrap_type
+        draws = f"full enumeration of {b.B:,}" if b.full_enumeration else f"{b.B:,} draws, seed {b.seed}"
+        return (f"Wild cluster bootstrap of {b.param} ({kind}, {b.weights}, {draws}; {b.n_boot_clusters} clusters of "
+                f"{' + '.join(b.cluster)}): t = {b.statistic:.4f}, p = {b.pvalue:.4g}")
+
+
+def wild_bootstraps(models: list[tuple[str, Any]], args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """``--wildboot COEF``: the wild cluster bootstrap of each model (kept on the fit, so the table
+    shows its p-value and CI); a bad request is a one-line error."""
+    param = getattr(args, "wildboot", None)
+    if not param:
+        return []
+    if args.B < 1:
+        raise CLIError(f"--B {args.B}: the number of bootstrap draws must be a positive integer, e.g. --B 9999")
+    out = []
+    for label, res in models:
+        try:
+            out.append((label, res.wildboottest(param, B=args.B, seed=getattr(args, "seed", None), weights=args.boot_weights,
+                                                bootstrap_type=args.boot_type, conf_int=True)))
+        except (ValueError, TypeError) as exc:
+            where = f" (split group {label})" if label else ""
+            msg = _cli_words(str(exc)).replace("param=", "--wildboot ").replace("B=", "--B ").replace(
+                "pass cluster='g' (a fixed effect or a cluster variable of the fit) or ", "")
+            raise CLIError(f"--wildboot {param}{where}: {msg}") from exc
+    return out
+
+
+def _boot_dict(b: Any) -> dict[str, Any]:
+    return {"param": b.param, "statistic": b.statistic, "pvalue": b.pvalue, "B": b.B,
+            "bootstrap_type": b.bootstrap_type, "impose_null": b.impose_null, "weights": b.weights,
+            "full_enumeration": b.full_enumeration, "cluster": list(b.cluster),
+            "n_clusters": b.n_boot_clusters, "seed": b.seed,
+            "conf_int": None if b.conf_int is None else list(b.conf_int)}
+
+
+def wald_tests(models: list[tuple[str, Any]], text: str | None) -> list[tuple[str, Any]]:
+    """``--wald``: (label, Wald test) of each model; a bad restriction is a one-line error."""
+    if not text:
+        return []
+    out = []
+    for label, res in models:
+        try:
+            out.append((label, res.wald_test(text)))
+        except (ValueError, TypeError) as exc:
+            where = f" (split group {label})" if label else ""
+            msg = str(exc)
+            for prefix in (f"R={text!r}, ", f"R={text!r}: ", "R: "):  # the argument is --wald here
+                msg = msg[len(prefix):] if msg.startswith(prefix) else msg
+            raise CLIError(f"--wald {text!r}{where}: {msg}") from exc
+    return out
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
+        "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "{": r"\{", "}": r"\}"}
+
+
+def _wald_line(label: str, test: Any, fmt: str) -> str:
+    """The Wald test as one line after the table (md: a paragraph; latex: escaped text)."""
+    import re
+
+    line = test.line() if not label else f"{label}: {test.line()}"
+    if fmt == "md":
+        return f"\n{line}"
+    if fmt == "latex":
+        # one pass, so the braces of a replacement are not escaped again
+        return r"\par\noindent " + re.sub(r"[\\&%_#$^~{}]", lambda m: _TEX[m.group()], line)
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
