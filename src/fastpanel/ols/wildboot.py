@@ -201,8 +201,8 @@ def _check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     return value
 
 
-def _named_factors(results: Any) -> dict[str, Factor]:
-    s = results._state
+def _named_factors(results: Any, s: Any = None) -> dict[str, Factor]:
+    s = results._state if s is None else s
     out = {name: f for name, f in zip(s.fe_names, s.fe_factors)}
     for key, f in s.extra.items():
         if key.startswith("__cluster__"):
@@ -210,8 +210,8 @@ def _named_factors(results: Any) -> dict[str, Factor]:
     return out
 
 
-def _clusters(results: Any, cluster: Any) -> list[tuple[str, Factor]]:
-    named = _named_factors(results)
+def _clusters(results: Any, cluster: Any, state: Any = None) -> list[tuple[str, Factor]]:
+    named = _named_factors(results, state)
     if cluster is None:
         spec = results.vcov_spec
         if spec.kind not in ("CRV1", "CRV3") or not spec.clusters:
@@ -264,6 +264,49 @@ def _combine_keys(parts: list[np.ndarray]) -> np.ndarray:
     return key
 
 
+@dataclass
+class _PseudoState:
+    """A fit on Dask seen through the pseudo-rows of its (entity, period) cells
+    (:mod:`fastpanel.distributed.wildboot`): every sum the bootstrap forms is the same."""
+
+    X: np.ndarray
+    y: np.ndarray
+    sw: np.ndarray
+    params: np.ndarray
+    bread: np.ndarray
+    nobs: int
+    names: list[str]
+    fe_names: list[str]
+    fe_factors: list[Factor]
+    fe_df_exact: int
+    fe_df_fixest: int
+    extra: dict[str, Factor]
+    backend: str = "cpp"
+    weights: None = None
+
+    @property
+    def k(self) -> int:
+        return len(self.names)
+
+    def resid(self) -> np.ndarray:
+        return self.y - self.X @ self.params
+
+
+def _pseudo_state(state: Any) -> _PseudoState:
+    cells = state.wild_cells()
+    rows = cells["rows"]
+    k = rows.shape[1] - 2
+    ent = factorize(cells["entity"], cells["entity_name"])
+    factors, names = [ent], [cells["entity_name"]]
+    if cells["period_name"] is not None:
+        factors.append(factorize(np.asarray(cells["periods"])[cells["period"]], cells["period_name"]))
+        names.append(cells["period_name"])
+    return _PseudoState(X=np.ascontiguousarray(rows[:, :k]), y=rows[:, k].copy(), sw=rows[:, k + 1].copy(),
+                        params=state.params, bread=state.bread, nobs=state.nobs, names=list(state.names),
+                        fe_names=names, fe_factors=factors, fe_df_exact=state.fe_df_exact,
+                        fe_df_fixest=state.fe_df_fixest, extra={})
+
+
 # -- the one pass over the data ------------------------------------------------------------
 
 @dataclass
@@ -281,6 +324,7 @@ class _Design:
     factors: list[Factor]
     weights: np.ndarray | None
     backend: str
+    sw: np.ndarray | None = None  # root weights (signed for pseudo-rows); None: unweighted rows
 
 
 def _group_sum(values: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
@@ -409,7 +453,7 @@ def _cross_scores_levels(d: _Design, u0: np.ndarray, h_codes: np.ndarray, n_h: i
 
     n, G = d.X.shape[0], d.G
     q = RA.shape[0]
-    sw = np.ones(n) if d.weights is None else np.sqrt(d.weights)
+    sw = np.ones(n) if d.sw is None else d.sw
     w = sw * sw
     XR = d.X @ RA.T  # (n, q)
     g = d.boot_codes
@@ -544,10 +588,10 @@ def wildboottest(
     from fastpanel.panel_threshold.bootstrap import seed_value
 
     state = results._state
-    if getattr(state, "X", None) is None:
-        raise ValueError(
-            "this fit holds no data (a fit on Dask keeps only sufficient statistics); the wild bootstrap runs on "
-            "fits in memory: fit with fastpanel.feols on the collected frame")
+    if getattr(state, "wild_cells", None) is not None:
+        state = _pseudo_state(state)
+    elif getattr(state, "X", None) is None:
+        raise ValueError("this fit holds neither data nor a way to compute the bootstrap's cell statistics")
     names = list(state.names)
     Rm, rv, text = _restriction(names, param, R, r)
     q = Rm.shape[0]
@@ -567,7 +611,7 @@ def wildboottest(
     be = resolve_backend(backend, "wildboot")
     kernel = kernel_module(be, "wildboot")
 
-    clusters = _clusters(results, cluster)
+    clusters = _clusters(results, cluster, state)
     if btype != "11" and len(clusters) > 1:
         raise ValueError(f"bootstrap_type={btype!r} (a jackknife) needs one error-cluster variable; use '11' for "
                          "multiway clustering")
@@ -575,7 +619,7 @@ def wildboottest(
     # bootstrap clusters
     if bootstrap_cluster is None:
         bootstrap_cluster = clusters[0][0] if len(clusters) == 1 else "intersection"
-    named = _named_factors(results)
+    named = _named_factors(results, state)
     if bootstrap_cluster in ("min", "max"):
         pick = (min if bootstrap_cluster == "min" else max)(clusters, key=lambda cf: cf[1].n_levels)
         boot_name, boot_codes, G = pick[0], pick[1].codes, pick[1].n_levels
@@ -623,7 +667,10 @@ def wildboottest(
 
     X = np.ascontiguousarray(state.X)
     uhat = state.resid()
-    d = _Design(X=X, y=X @ state.params + uhat, Ainv=state.bread, A=X.T @ X, bhat=state.params, uhat=uhat,
+    sw = getattr(state, "sw", None)
+    if sw is None and state.weights is not None:
+        sw = np.sqrt(state.weights)
+    d = _Design(X=X, y=state.y if isinstance(state, _PseudoState) else X @ state.params + uhat, sw=sw, Ainv=state.bread, A=X.T @ X, bhat=state.params, uhat=uhat,
                 boot_codes=boot_codes, G=G, terms=terms, nested=nested, factors=list(state.fe_factors),
                 weights=state.weights, backend=state.backend if state.backend in ("cpp", "numba") else None)
 
