@@ -15,6 +15,8 @@
 // for draw d (0-based) and cluster key ent_g; kinds 0 Rademacher, 1 Mammen, 2 Webb,
 // 3 normal (Box-Muller), 4 full enumeration (bit G-1-g of d).
 //
+// wild_stats_lr takes K = P + U V' (sparse plus low rank r): O(nnz(P) + (H q + G) r) per draw.
+//
 // Naming: q restrictions, G bootstrap clusters, H error-cluster rows; N is q x G and K is
 // (H q) x G, both row-major (C order) as NumPy hands them over.
 #include <algorithm>
@@ -185,12 +187,137 @@ py::array_t<double> wild_stats(py::array_t<double, py::array::c_style | py::arra
     return out;
 }
 
+
+// t = n / sqrt(D) (q = 1) or n' D^-1 n (Cholesky); NaN when D is not positive definite. D is
+// read at D[(a q + a2) stride + j] (lower triangle).
+double finish(const double* n, i64 nstride, const double* D, i64 stride, i64 q, double* L, double* y) {
+    if (q == 1) return D[0] > 0 ? n[0] / std::sqrt(D[0]) : NAN;
+    for (i64 a = 0; a < q; ++a)
+        for (i64 a2 = 0; a2 <= a; ++a2) {
+            double acc = D[(a * q + a2) * stride];
+            for (i64 t = 0; t < a2; ++t) acc -= L[a * q + t] * L[a2 * q + t];
+            if (a == a2) {
+                if (!(acc > 0.0)) return NAN;
+                L[a * q + a] = std::sqrt(acc);
+            } else {
+                L[a * q + a2] = acc / L[a2 * q + a2];
+            }
+        }
+    double w = 0.0;
+    for (i64 a = 0; a < q; ++a) {
+        double acc = n[a * nstride];
+        for (i64 t = 0; t < a; ++t) acc -= L[a * q + t] * y[t];
+        y[a] = acc / L[a * q + a];
+        w += y[a] * y[a];
+    }
+    return w;
+}
+
+// K = P + U V' (P sparse in CSR form over the H q rows, U (H q x r), V (G x r), row-major):
+// z = P v + U (V' v), O(nnz(P) + (H q + G) r) per draw instead of O(H q G). With the fixed
+// effects nested in the clusters P holds the cells' score sums and U V' the rank-k term.
+py::array_t<double> wild_stats_lr(py::array_t<double, py::array::c_style | py::array::forcecast> num,
+                                  py::array_t<i64, py::array::c_style | py::array::forcecast> indptr,
+                                  py::array_t<i64, py::array::c_style | py::array::forcecast> cols,
+                                  py::array_t<double, py::array::c_style | py::array::forcecast> vals,
+                                  py::array_t<double, py::array::c_style | py::array::forcecast> U,
+                                  py::array_t<double, py::array::c_style | py::array::forcecast> Vf,
+                                  py::array_t<double, py::array::c_style | py::array::forcecast> scale,
+                                  py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast> ent,
+                                  int kind, i64 start, i64 count) {
+    if (num.ndim() != 2 || U.ndim() != 2 || Vf.ndim() != 2 || scale.ndim() != 1 || ent.ndim() != 1)
+        throw std::invalid_argument("wild_stats_lr: num, U and V must be 2-D, scale and ent 1-D");
+    const i64 q = num.shape(0), G = num.shape(1), H = scale.shape(0), r = U.shape(1), m = H * q;
+    if (U.shape(0) != m || Vf.shape(0) != G || Vf.shape(1) != r || ent.shape(0) != G || indptr.shape(0) != m + 1 ||
+        cols.shape(0) != vals.shape(0) || q < 1 || count < 0)
+        throw std::invalid_argument("wild_stats_lr: shapes of num, P, U, V, scale and ent do not agree");
+    if (kind < 0 || kind > 4 || (kind == 4 && (G > 62 || start < 0)))
+        throw std::invalid_argument("wild_stats_lr: bad weight kind");
+    const i64 nnz = cols.shape(0);
+    const i64* pp = indptr.data();
+    const i64* pc = cols.data();
+    if (pp[0] != 0 || pp[m] != nnz) throw std::invalid_argument("wild_stats_lr: bad indptr");
+    for (i64 e = 0; e < nnz; ++e)
+        if (pc[e] < 0 || pc[e] >= G) throw std::invalid_argument("wild_stats_lr: column out of range");
+    const double* pN = num.data();
+    const double* pv = vals.data();
+    const double* pU = U.data();
+    const double* pV = Vf.data();
+    const double* pS = scale.data();
+    const std::uint64_t* pE = ent.data();
+    py::array_t<double> out(count);
+    double* po = out.mutable_data();
+    const i64 n_blocks = (count + kBlock - 1) / kBlock;
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel
+        {
+            std::vector<double> W(G * kBlock, 0.0), Nb(q * kBlock), T(r * kBlock), Z(q * kBlock),
+                D(q * q * kBlock), L(q * q), y(q);
+#pragma omp for schedule(static)
+            for (i64 blk = 0; blk < n_blocks; ++blk) {
+                const i64 b0 = blk * kBlock, nb = std::min(kBlock, count - b0);
+                for (i64 g = 0; g < G; ++g)
+                    for (i64 j = 0; j < nb; ++j) W[g * kBlock + j] = weight(pE[g], kind, start + b0 + j, G, g);
+                std::fill(Nb.begin(), Nb.end(), 0.0);
+                std::fill(T.begin(), T.end(), 0.0);
+                std::fill(D.begin(), D.end(), 0.0);
+                for (i64 a = 0; a < q; ++a)
+                    for (i64 g = 0; g < G; ++g) {
+                        const double c = pN[a * G + g];
+                        const double* v = &W[g * kBlock];
+                        double* t = &Nb[a * kBlock];
+                        for (i64 j = 0; j < kBlock; ++j) t[j] += c * v[j];
+                    }
+                for (i64 g = 0; g < G; ++g) {
+                    const double* v = &W[g * kBlock];
+                    for (i64 c = 0; c < r; ++c) {
+                        const double vc = pV[g * r + c];
+                        double* t = &T[c * kBlock];
+                        for (i64 j = 0; j < kBlock; ++j) t[j] += vc * v[j];
+                    }
+                }
+                for (i64 h = 0; h < H; ++h) {
+                    std::fill(Z.begin(), Z.end(), 0.0);
+                    for (i64 a = 0; a < q; ++a) {
+                        const i64 row = h * q + a;
+                        double* z = &Z[a * kBlock];
+                        for (i64 e = pp[row]; e < pp[row + 1]; ++e) {
+                            const double c = pv[e];
+                            const double* v = &W[pc[e] * kBlock];
+                            for (i64 j = 0; j < kBlock; ++j) z[j] += c * v[j];
+                        }
+                        for (i64 c = 0; c < r; ++c) {
+                            const double u = pU[row * r + c];
+                            const double* t = &T[c * kBlock];
+                            for (i64 j = 0; j < kBlock; ++j) z[j] += u * t[j];
+                        }
+                    }
+                    const double sh = pS[h];
+                    for (i64 a = 0; a < q; ++a)
+                        for (i64 a2 = 0; a2 <= a; ++a2) {
+                            double* dd = &D[(a * q + a2) * kBlock];
+                            const double* za = &Z[a * kBlock];
+                            const double* zb = &Z[a2 * kBlock];
+                            for (i64 j = 0; j < kBlock; ++j) dd[j] += sh * za[j] * zb[j];
+                        }
+                }
+                for (i64 j = 0; j < nb; ++j) po[b0 + j] = finish(&Nb[j], kBlock, &D[j], kBlock, q, L.data(), y.data());
+            }
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 void register_wildboot(py::module_& m) {
     m.def("wild_stats", &wild_stats, py::arg("num"), py::arg("K"), py::arg("scale"), py::arg("ent"),
           py::arg("kind"), py::arg("start"), py::arg("count"),
           "Wild cluster bootstrap statistics of draws start .. start+count-1 (see csrc/wildboot.cpp)");
+    m.def("wild_stats_lr", &wild_stats_lr, py::arg("num"), py::arg("indptr"), py::arg("cols"), py::arg("vals"),
+          py::arg("U"), py::arg("V"), py::arg("scale"), py::arg("ent"), py::arg("kind"), py::arg("start"),
+          py::arg("count"), "wild_stats with K = P + U V' (sparse plus low rank; see csrc/wildboot.cpp)");
 }
 
 }  // namespace fastpanel

@@ -63,3 +63,7 @@ def fill_columns(dst: np.ndarray, columns: list[np.ndarray], first: int) -> None
 def wild_stats(
     num: np.ndarray, K: np.ndarray, scale: np.ndarray, ent: np.ndarray, kind: int, start: int, count: int
 ) -> np.ndarray: ...
+def wild_stats_lr(
+    num: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, U: np.ndarray, V: np.ndarray,
+    scale: np.ndarray, ent: np.ndarray, kind: int, start: int, count: int
+) -> np.ndarray: ...

@@ -11,7 +11,7 @@ import numpy as np
 
 from fastpanel import _core
 
-__all__ = ["wild_stats"]
+__all__ = ["wild_stats", "wild_stats_lr"]
 
 
 def wild_stats(num: np.ndarray, K: np.ndarray, scale: np.ndarray, ent: np.ndarray, kind: int,
@@ -34,3 +34,11 @@ def wild_stats(num: np.ndarray, K: np.ndarray, scale: np.ndarray, ent: np.ndarra
     """
     return _core.wild_stats(num, K, scale, np.ascontiguousarray(ent, dtype=np.uint64), int(kind),
                             int(start), int(count))
+
+
+def wild_stats_lr(num: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, U: np.ndarray,
+                  V: np.ndarray, scale: np.ndarray, ent: np.ndarray, kind: int, start: int, count: int) -> np.ndarray:
+    """:func:`wild_stats` with ``K = P + U V'``: P in CSR form (``indptr`` (H q + 1,) int64, ``cols``
+    int64, ``vals``), U (H q, r), V (G, r); O(nnz(P) + (H q + G) r) per draw."""
+    return _core.wild_stats_lr(num, indptr, cols, vals, U, V, scale, np.ascontiguousarray(ent, dtype=np.uint64),
+                               int(kind), int(start), int(count))

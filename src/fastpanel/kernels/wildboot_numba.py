@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uint64
 
-__all__ = ["wild_stats"]
+__all__ = ["wild_stats", "wild_stats_lr"]
 
 _BLOCK = 64
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -138,3 +138,84 @@ def wild_stats(num, K, scale, ent, kind, start, count):  # pragma: no cover - co
                 w += y[a] * y[a]
             out[b0 + j] = w
     return out
+
+
+@njit(cache=True, parallel=True)
+def wild_stats_lr(num, indptr, cols, vals, U, V, scale, ent, kind, start, count):  # pragma: no cover - compiled
+    """:func:`wild_stats` with ``K = P + U V'``: P in CSR form (``indptr`` (H q + 1,), ``cols``,
+    ``vals``), U (H q, r), V (G, r); O(nnz(P) + (H q + G) r) per draw."""
+    q, G = num.shape
+    H = scale.shape[0]
+    r = U.shape[1]
+    out = np.empty(count)
+    n_blocks = (count + _BLOCK - 1) // _BLOCK
+    for blk in prange(n_blocks):
+        b0 = blk * _BLOCK
+        nb = min(_BLOCK, count - b0)
+        Vw = np.empty((G, _BLOCK))
+        for g in range(G):
+            for j in range(nb):
+                Vw[g, j] = _weight(ent[g], kind, start + b0 + j, G, g)
+        N = np.zeros((q, _BLOCK))
+        for a in range(q):
+            for g in range(G):
+                c = num[a, g]
+                for j in range(nb):
+                    N[a, j] += c * Vw[g, j]
+        T = np.zeros((r, _BLOCK))  # V' v
+        for g in range(G):
+            for c in range(r):
+                vc = V[g, c]
+                for j in range(nb):
+                    T[c, j] += vc * Vw[g, j]
+        D = np.zeros((q, q, _BLOCK))
+        Z = np.empty((q, _BLOCK))
+        for h in range(H):
+            Z[:, :] = 0.0
+            for a in range(q):
+                row = h * q + a
+                for e in range(indptr[row], indptr[row + 1]):
+                    c = vals[e]
+                    g = cols[e]
+                    for j in range(nb):
+                        Z[a, j] += c * Vw[g, j]
+                for c2 in range(r):
+                    u = U[row, c2]
+                    for j in range(nb):
+                        Z[a, j] += u * T[c2, j]
+            s = scale[h]
+            for a in range(q):
+                for a2 in range(a + 1):
+                    for j in range(nb):
+                        D[a, a2, j] += s * Z[a, j] * Z[a2, j]
+        for j in range(nb):
+            out[b0 + j] = _finish(N[:, j], D[:, :, j], q)
+    return out
+
+
+@njit(cache=True)
+def _finish(n, D, q):  # pragma: no cover - compiled
+    """t = n / sqrt(D) (q = 1) or n' D^-1 n (Cholesky); NaN when D is not positive definite."""
+    if q == 1:
+        return n[0] / np.sqrt(D[0, 0]) if D[0, 0] > 0 else np.nan
+    L = np.zeros((q, q))
+    for a in range(q):
+        for a2 in range(a + 1):
+            acc = D[a, a2]
+            for t in range(a2):
+                acc -= L[a, t] * L[a2, t]
+            if a == a2:
+                if acc <= 0.0:
+                    return np.nan
+                L[a, a] = np.sqrt(acc)
+            else:
+                L[a, a2] = acc / L[a2, a2]
+    w = 0.0
+    y = np.empty(q)
+    for a in range(q):
+        acc = n[a]
+        for t in range(a):
+            acc -= L[a, t] * y[t]
+        y[a] = acc / L[a, a]
+        w += y[a] * y[a]
+    return w

@@ -22,6 +22,10 @@ depend on the row order, the partitioning or the number of threads. Kinds: 0 Rad
 is the binary expansion of ``d``, most significant bit first, 0 -> -1 and 1 -> +1: the order of
 ``itertools.product([-1, 1], repeat=G)``).
 
+``wild_stats_lr`` takes ``K = P + U V'`` (P sparse in CSR form, U (H q x r), V (G x r)): with the
+fixed effects nested in the clusters ``P`` holds the score sums of the cells and ``U V'`` the
+rank-k term ``-R A^-1 H_h A^-1 S'``, so a draw costs O(nnz(P) + (H q + G) r) instead of O(H q G).
+
 Naming: ``G`` bootstrap clusters, ``H`` error-cluster rows (over all inclusion-exclusion
 terms), ``q`` restrictions, ``B`` (``count``) draws starting at draw ``start``.
 """
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KINDS", "mix64", "draw_weights", "stats_from_weights", "wild_stats"]
+__all__ = ["KINDS", "mix64", "draw_weights", "stats_from_weights", "wild_stats", "wild_stats_lr", "dense_k"]
 
 #: weight distributions by kernel code
 KINDS = {"rademacher": 0, "mammen": 1, "webb": 2, "norm": 3, "enumeration": 4}
@@ -103,3 +107,19 @@ def wild_stats(num: np.ndarray, K: np.ndarray, scale: np.ndarray, ent: np.ndarra
                start: int, count: int) -> np.ndarray:
     """Statistics of draws ``start .. start + count - 1`` (see the module docstring)."""
     return stats_from_weights(num, K, scale, draw_weights(ent, kind, start, count))
+
+
+def dense_k(m: int, G: int, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, U: np.ndarray,
+            V: np.ndarray) -> np.ndarray:
+    """``K = P + U V'`` as a dense (m, G) matrix, ``P`` given in CSR form (``indptr, cols, vals``)."""
+    K = U @ V.T if U.shape[1] else np.zeros((m, G))
+    rows = np.repeat(np.arange(m), np.diff(indptr))
+    np.add.at(K, (rows, cols), vals)
+    return K
+
+
+def wild_stats_lr(num: np.ndarray, indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, U: np.ndarray,
+                  V: np.ndarray, scale: np.ndarray, ent: np.ndarray, kind: int, start: int, count: int) -> np.ndarray:
+    """:func:`wild_stats` with ``K = P + U V'`` (sparse plus low rank r): O(nnz(P) + (H q + G) r) per draw."""
+    K = dense_k(U.shape[0], num.shape[1], indptr, cols, vals, U, V)
+    return wild_stats(num, K, scale, ent, kind, start, count)

@@ -382,8 +382,55 @@ def _m_d(d: _Design, Z: np.ndarray) -> np.ndarray:
                   backend=d.backend) * sw[:, None]
 
 
+@dataclass
+class _KMat:
+    """``K = P + U V'``: P sparse (COO: ``rows``, ``cols``, ``vals``; duplicates add), U (m, r), V (G, r)."""
+
+    m: int
+    G: int
+    rows: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    U: np.ndarray
+    V: np.ndarray
+
+    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from scipy import sparse
+
+        P = sparse.csr_matrix((self.vals, (self.rows, self.cols)), shape=(self.m, self.G))
+        P.sum_duplicates()
+        return P.indptr.astype(np.int64), P.indices.astype(np.int64), P.data
+
+    def dense(self) -> np.ndarray:
+        K = self.U @ self.V.T if self.U.shape[1] else np.zeros((self.m, self.G))
+        np.add.at(K, (self.rows, self.cols), self.vals)
+        return K
+
+    @property
+    def low_rank_pays(self) -> bool:
+        # per-draw work of the two kernels: nnz + (m + G) r against m G
+        return self.vals.size + (self.m + self.G) * self.U.shape[1] < 0.5 * self.m * self.G
+
+    @staticmethod
+    def stack(parts: list["_KMat"]) -> "_KMat":
+        r = max(p.U.shape[1] for p in parts)
+        if any(p.U.shape[1] != r or not np.array_equal(p.V, parts[0].V) for p in parts):
+            # different low-rank factors: concatenate them (rows of other terms get zeros)
+            V = np.hstack([p.V for p in parts])
+            U = np.zeros((sum(p.m for p in parts), V.shape[1]))
+            i = j = 0
+            for p in parts:
+                U[i:i + p.m, j:j + p.U.shape[1]] = p.U
+                i, j = i + p.m, j + p.U.shape[1]
+        else:
+            V, U = parts[0].V, np.vstack([p.U for p in parts])
+        offs = np.cumsum([0] + [p.m for p in parts])
+        return _KMat(int(offs[-1]), parts[0].G, np.concatenate([p.rows + o for p, o in zip(parts, offs)]),
+                     np.concatenate([p.cols for p in parts]), np.concatenate([p.vals for p in parts]), U, V)
+
+
 def _matrices(d: _Design, R: np.ndarray, r: np.ndarray, impose_null: bool, btype: str
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              ) -> tuple[np.ndarray, _KMat, np.ndarray]:
     """(N, K, scale) of the bootstrap DGP for the null R b = r."""
     X, G, codes = d.X, d.G, d.boot_codes
     q = R.shape[0]
@@ -396,29 +443,36 @@ def _matrices(d: _Design, R: np.ndarray, r: np.ndarray, impose_null: bool, btype
     S = _group_sum(X * u0[:, None], codes, G)  # (G, k)
     RA = R @ d.Ainv  # (q, k)
     N = RA @ S.T  # (q, G)
+    k = X.shape[1]
     if btype[1] == "3":
+        # K_g = (M_g - R A^-1) S' - M_g S_g e_g', M_g = R (A - H_g)^-1: rank k plus a diagonal
         Hg = _gram_by_group(X, codes, G)
-        K = np.empty((G, q, G))
+        U = np.empty((G, q, k))
+        diag = np.empty((G, q))
         for g in range(G):
             Mg = R @ np.linalg.inv(d.A - Hg[g])
-            K[g] = Mg @ S.T - N
-            K[g, :, g] -= Mg @ S[g]
-        scale = np.full(G, d.terms[0][2])
-        return N, K.reshape(G * q, G), scale
-    blocks, scales = [], []
+            U[g] = Mg - RA
+            diag[g] = -(Mg @ S[g])
+        rows = np.arange(G * q)
+        K = _KMat(G * q, G, rows, np.repeat(np.arange(G), q), diag.ravel(), U.reshape(G * q, k), S)
+        return N, K, np.full(G, d.terms[0][2])
+    parts, scales = [], []
     for h_codes, n_h, c in d.terms:
         Hh = _gram_by_group(X, h_codes, n_h)
         L = np.einsum("ak,hkl,lm->ham", RA, Hh, d.Ainv)  # R A^-1 H_h A^-1: (n_h, q, k)
-        Kt = -np.einsum("hak,gk->hag", L, S)
+        U = -L.reshape(n_h * q, k)  # the rank-k term -R A^-1 H_h A^-1 S'
         if d.nested:
             cell, n_cell, first = _intersect([h_codes, codes], [n_h, G])
-            Sc = _group_sum(X * u0[:, None], cell, n_cell)
-            np.add.at(Kt, (h_codes[first], slice(None), codes[first]), (Sc @ RA.T))
+            Sc = _group_sum(X * u0[:, None], cell, n_cell) @ RA.T  # (cells, q)
+            rows = (h_codes[first][:, None] * q + np.arange(q)[None, :]).ravel()
+            cols = np.repeat(codes[first], q)
+            parts.append(_KMat(n_h * q, G, rows, cols, Sc.ravel(), U, S))
         else:
-            Kt += _cross_scores(d, u0, h_codes, n_h, RA)
-        blocks.append(Kt.reshape(n_h * q, G))
+            P = _cross_scores(d, u0, h_codes, n_h, RA).reshape(n_h * q, G)
+            rr, cc = np.nonzero(P)
+            parts.append(_KMat(n_h * q, G, rr, cc, P[rr, cc], U, S))
         scales.append(np.full(n_h, c))
-    return N, np.vstack(blocks), np.concatenate(scales)
+    return N, _KMat.stack(parts), np.concatenate(scales)
 
 
 def _cross_scores(d: _Design, u0: np.ndarray, h_codes: np.ndarray, n_h: int, RA: np.ndarray) -> np.ndarray:
@@ -703,8 +757,12 @@ def wildboottest(
 
     def boot_stats(rval: np.ndarray) -> np.ndarray:
         N, K, sc = _matrices(d, Rm, rval, impose_null, btype) if impose_null else (N_u, K_u, sc_u)
-        return kernel.wild_stats(np.ascontiguousarray(N), np.ascontiguousarray(K), np.ascontiguousarray(sc),
-                                 ent, kind, 0, B_eff)
+        N, sc = np.ascontiguousarray(N), np.ascontiguousarray(sc)
+        if K.low_rank_pays:
+            indptr, cols, vals = K.csr()
+            return kernel.wild_stats_lr(N, indptr, cols, vals, np.ascontiguousarray(K.U), np.ascontiguousarray(K.V),
+                                        sc, ent, kind, 0, B_eff)
+        return kernel.wild_stats(N, np.ascontiguousarray(K.dense()), sc, ent, kind, 0, B_eff)
 
     draws = boot_stats(rv)
     pvalue, n_ties, n_undef = _pvalue(stat0, draws, pval_type, q)
