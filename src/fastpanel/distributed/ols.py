@@ -152,7 +152,7 @@ def _clean(part: pd.DataFrame, sp: _Spec, history: list[np.ndarray]) -> dict:
             if per is not None:
                 single |= keep & (counts[np.maximum(per, 0)] == 1)
             keep &= ~single
-    out = {"Z": np.asfortranarray(Z[keep]), "ent": factorize(ent[keep], sp.entity), "n_nan": n_nan,
+    out = {"Z": np.asfortranarray(Z[keep]), "ent": factorize(ent[keep], sp.entity), "n_nan": n_nan, "keep": keep,
            "n_kept": int(keep.sum()), "n_ok": int(ok.sum()), "w": None if w is None else w[keep],
            "per": None if per is None else per[keep], "tim": None if tim is None else tim[keep]}
     if out["w"] is not None and (out["w"] <= 0).any():
@@ -321,6 +321,15 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     say = progress if progress is not None else (lambda _msg: None)
     dask, dd = _require_dask()
     spec = cov.parse_vcov(vcov)
+    if spec.kind == "CR2":
+        # The CR2 adjustment (I - H_gg)^(-1/2) of a cluster needs that cluster's rows together with
+        # the leverage of the whole dummy design; it is no sum of per-partition statistics.
+        raise ValueError(
+            "vcov={'CR2': ...} is not available on Dask: CR2 needs, for every cluster, the inverse square root "
+            "of its n_g x n_g block of I - H (the hat matrix of the whole design), which is not a sum over "
+            "partitions of small statistics as CRV1's score sums are; fit in memory (fastpanel.feols on a "
+            "pandas DataFrame), or use CRV1/CRV3 on Dask"
+        )
     if ssc not in cov.SSC_PRESETS:
         raise ValueError(f"ssc={ssc!r} is not a preset; use one of {cov.SSC_PRESETS}")
     lhs, rhs, fes = _parse(fml)
@@ -355,6 +364,16 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     if spec.kind == "CRV3" and (len(fes) > 1 or tuple(spec.clusters) != (fes[0],)):
         raise ValueError("vcov={'CRV3': ...} on Dask: clusters by the (only) entity effect, whose fixed effects are "
                          "nested in the clusters; " + SUPPORTED)
+    if len(spec.clusters) > 2:
+        # Only the fixed effects can be cluster variables on Dask (their score sums are local to
+        # the entity shuffle or of period size), and a Dask fit has at most two of them. Clusters
+        # outside the effects would send each partition's sums per cluster level, up to one
+        # row per observation for fine intersections, instead of O(k^2 + T k) numbers.
+        raise ValueError(f"vcov={vcov!r}: clustering on {len(spec.clusters)} variables is not available on Dask: "
+                         "its cluster variables must be among the fixed effects, of which a Dask fit has at "
+                         "most two (entity, period), and the sums of the intersections of other columns do not "
+                         "stay small per partition; fit in memory (a pandas DataFrame) for 3+-way clustering, "
+                         "or " + SUPPORTED)
     if any(c not in fes for c in spec.clusters):
         raise ValueError(f"vcov={vcov!r}: the cluster variables must be among the fixed effects {fes}; " + SUPPORTED)
     if spec.kind == "DK" and time is None:
@@ -363,7 +382,8 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     # Shuffled once and kept on the workers (spilled to their disks beyond their memory limit):
     # each round below reads the persisted partitions instead of reading and shuffling again. A
     # lost worker's partitions are recomputed from the graph (the same rows, the same numbers).
-    ddf = ddf[keep_cols].shuffle(on=fes[0]).persist()
+    source = ddf[keep_cols]  # the lazy recipe (no data held): the wild bootstrap's cell round re-reads it
+    ddf = source.shuffle(on=fes[0]).persist()
     period = fes[1] if len(fes) == 2 else None
     periods = _levels(ddf, period) if period else None
     if periods is not None and periods.size > DIRECT_MAX_LEVELS:
@@ -437,6 +457,9 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         fe_factors=[_Levels(L) for L in levels], fe_names=list(fes), dropped=dropped,
         backend=within_kernels()[0], pooled_ssr=_pooled_ssr(C),
     )
+    from fastpanel.distributed.wildboot import cell_recipe
+
+    state.wild_cells = cell_recipe(dask, source, sp, history, mean, gamma, params, kept)
     k = state.k
     n = n_kept
     clustered = spec.kind in ("CRV1", "CRV3")
@@ -488,6 +511,8 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         V = np.zeros_like(bread)
         for meat, G, sign in parts:
             V += sign * cov.crv1_scale(ssc, n, K, G, g_min) * cov.sandwich(bread, meat)
+        if spec.eigen_fix:  # off by default for one- and two-way (as in memory)
+            V, state.vcov_eigen_fixed = cov.psd_eigen_fix(V, spec.label)
         df_t = df_resid if ssc == "linearmodels" else float(g_min - 1)
     else:  # DK
         z = np.sum([s["time_sums"] for s in sc], axis=0)

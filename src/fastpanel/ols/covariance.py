@@ -26,8 +26,13 @@ nested in a cluster variable contributes 1 instead of its levels
 * iid: ``V = ssr / (n - K) * B``; t with ``n - K`` df.
 * HC0: ``V0``; HC1/HC2/HC3: ``n / (n - K) * V0`` (HC2/HC3 use leverage-scaled scores; pyfixest
   applies its hetero factor to them too); t with ``n - K`` df.
-* CRV1: ``(n - 1) / (n - K) * G / (G - 1) * V0``; two-way ``V1 + V2 - V12`` with every term
-  scaled by ``Gmin / (Gmin - 1)``, ``Gmin = min(G1, G2)``; t with ``Gmin - 1`` df.
+* CRV1: ``(n - 1) / (n - K) * G / (G - 1) * V0``; multiway (``{"CRV1": "g1+g2+...+gm"}``,
+  m >= 2) by Cameron-Gelbach-Miller inclusion-exclusion ``V = sum_{S} (-1)^{|S|+1} V_S`` over
+  the non-empty subsets S of the cluster variables, ``V_S`` clustered by the intersection of
+  the variables in S (two-way: ``V1 + V2 - V12``), every term scaled by
+  ``(n - 1) / (n - K) * Gmin / (Gmin - 1)``, ``Gmin`` the smallest cluster count of the m
+  ORIGINAL variables (fixest ``cluster.df = "min"``; pyfixest 0.60 stops at two-way); t with
+  ``Gmin - 1`` df.
 * CRV3: ``(n - 1) / (n - K) * G / (G - 1) * sum_g (b_(-g) - b)(b_(-g) - b)'``.
 * DK: ``(n - 1) / (n - K) * T / (T - 1) * V0`` with the Bartlett meat of the period sums
   (no nesting); t with ``T - 1`` df.
@@ -38,7 +43,9 @@ nested in a cluster variable contributes 1 instead of its levels
 * iid: ``ssr / (n - K) * B``; HC0: ``V0``; HC1: ``n / (n - K) V0``; HC2/HC3: ``V0`` with the
   leverage of the full dummy design; t with ``n - K`` df.
 * CRV1: ``G / (G - 1) * (n - 1) / (n - K) * V0``; two-way: each of ``V1, V2, V12`` with its own
-  ``G_j / (G_j - 1)`` (statsmodels' ``cov_cluster_2groups``); t with ``Gmin - 1`` df.
+  ``G_j / (G_j - 1)`` (statsmodels' ``cov_cluster_2groups``); m-way: each inclusion-exclusion
+  term ``V_S`` with its own ``G_S / (G_S - 1)``, ``G_S`` the clusters of the intersection
+  (statsmodels stops at two-way; this is its rule extended); t with ``Gmin - 1`` df.
 * CRV3 (statsmodels' ``cluster-crv3``): ``(G - 1) / G * sum_g (b_(-g) - b)(b_(-g) - b)'``.
 * DK: ``V0`` (Bartlett, no correction).
 
@@ -48,12 +55,34 @@ with exactly one fixed-effect dimension nested in every cluster variable ``e = 0
 
 * iid ("unadjusted"): ``ssr / (n - K) * B``; HC1 ("robust"): ``n / (n - K) * V0``; HC0, HC2,
   HC3: no scale.
-* CRV1 ("clustered"): ``n / (n - K) * V0`` (no G/(G-1)); two-way ``n / (n - K) (V1 + V2 - V12)``.
+* CRV1 ("clustered"): ``n / (n - K) * V0`` (no G/(G-1)); two-way ``n / (n - K) (V1 + V2 - V12)``;
+  m-way ``n / (n - K) sum_S (-1)^{|S|+1} V_S`` (linearmodels stops at two-way).
 * CRV3: as statsmodels.
 * DK (``cov_type="kernel"``, Bartlett, bandwidth ``floor(4 (T/100)^(2/9))`` by default):
   ``n / (n - K) * B S B`` with ``S = Z'Z + sum_{l<=bw} (1 - l/(bw+1)) (Z_l'Z_0 + Z_0'Z_l)``,
   ``Z`` (T x k) the period sums of the scores in period order.
   t with ``n - K`` df for every type.
+
+Eigenvalue fix of CRV1 (Cameron, Gelbach & Miller 2011): an inclusion-exclusion sum need not
+be positive semi-definite. With the fix on, ``D = diag(|V_jj|)^(-1/2)``, ``D V D = Q diag(l) Q'``
+and ``V`` is replaced by ``D^-1 Q diag(max(l, 0)) Q' D^-1`` when some ``l_j < -1e-12 max|l|``
+(above that the negative values are rounding of a PSD matrix, left as they are). CGM and R
+fixest decompose ``V`` itself; the correlation scale makes the fix commute with rescaling a
+regressor. A :class:`NonPSDCovarianceWarning` says how many eigenvalues were clipped and
+``results.vcov_eigen_fixed`` records the count. The fix is on
+by default for three or more cluster variables (no installed peer computes them; R fixest's
+``vcov_fix`` defaults to TRUE), off by default for one- and two-way clustering, where
+statsmodels, linearmodels and pyfixest 0.60 return the raw matrix; ``{"CRV1": "g1+g2",
+"eigen_fix": True}`` turns it on, ``"eigen_fix": False`` off.
+
+CR2 (``{"CR2": "g"}``, one cluster variable; :mod:`fastpanel.ols.cr2`): Bell-McCaffrey
+``B [sum_g X_g' A_g u_g u_g' A_g X_g] B`` with ``A_g`` the inverse square root of the cluster's
+block of ``I - H`` for the hat matrix ``H`` of the full design, fixed-effect dummies included
+(with weights clubSandwich's ``[(I - H)(I - H)']_gg``), equal to R clubSandwich
+``vcovCR(lm(y ~ x + factor(fe)), cluster, type = "CR2")``. No small-sample factor under any
+preset (clubSandwich has none; fixest, statsmodels and linearmodels have no CR2); t with one
+Satterthwaite df per coefficient (clubSandwich ``coef_test(test = "Satterthwaite")``), so
+``df_t`` is an array.
 """
 
 from __future__ import annotations
@@ -91,12 +120,14 @@ class VcovSpec:
     """A parsed ``vcov=`` argument.
 
     kind is one of ``"iid"``, ``"HC0"``, ``"HC1"``, ``"HC2"``, ``"HC3"``, ``"CRV1"``, ``"CRV3"``,
-    ``"DK"``; ``clusters`` names the cluster variables (one or two); ``lags`` the DK bandwidth.
+    ``"CR2"``, ``"DK"``; ``clusters`` names the cluster variables (one or more); ``lags`` the DK bandwidth;
+    ``eigen_fix`` the CRV1 eigenvalue fix (None: on for three or more cluster variables).
     """
 
     kind: str
     clusters: tuple = ()
     lags: int | None = None
+    eigen_fix: bool | None = None
 
     @property
     def label(self) -> str:
@@ -104,12 +135,15 @@ class VcovSpec:
             return f"{self.kind} by {' + '.join(str(c) for c in self.clusters)}"
         if self.kind == "DK":
             return f"Driscoll-Kraay (lags={'auto' if self.lags is None else self.lags})"
+        if self.kind == "CR2":
+            return f"CR2 (Bell-McCaffrey) by {self.clusters[0]}, Satterthwaite df"
         return self.kind
 
 
 def parse_vcov(vcov: object) -> VcovSpec:
     """Parse ``"iid" | "HC0".."HC3" | "hetero" | {"CRV1": "g"} | {"CRV1": "g1+g2"} |
-    {"CRV3": "g"} | {"DK": lags}`` (cluster values may also be arrays)."""
+    {"CRV1": "g1+g2+...+gm"} | {"CRV3": "g"} | {"CR2": "g"} | {"DK": lags}`` (cluster values may
+    also be arrays); a CRV1 dict may add ``"eigen_fix": True | False | None`` (module docstring)."""
     if vcov is None:
         return VcovSpec("iid")
     if isinstance(vcov, str):
@@ -120,10 +154,23 @@ def parse_vcov(vcov: object) -> VcovSpec:
             return VcovSpec(_HC_ALIASES[key.lower()])
         if key.upper() == "DK":
             return VcovSpec("DK")
+        if key.upper() == "CR2":
+            raise ValueError("vcov='CR2' needs its cluster variable: pass {'CR2': 'g'} (one variable)")
         raise ValueError(
             f"vcov={vcov!r} is not known; use 'iid', 'HC0', 'HC1' (= 'hetero'), 'HC2', 'HC3', "
-            "{'CRV1': 'g'}, {'CRV1': 'g1+g2'}, {'CRV3': 'g'} or {'DK': lags}"
+            "{'CRV1': 'g'}, {'CRV1': 'g1+g2'}, {'CRV3': 'g'}, {'CR2': 'g'} or {'DK': lags}"
         )
+    eigen_fix = None
+    if isinstance(vcov, dict) and "eigen_fix" in vcov and len(vcov) == 2:
+        # {"CRV1": "g1+g2", "eigen_fix": True}: the CRV1 eigenvalue fix (module docstring)
+        vcov = dict(vcov)
+        eigen_fix = vcov.pop("eigen_fix")
+        if not (eigen_fix is None or isinstance(eigen_fix, (bool, np.bool_))):
+            raise ValueError(f"vcov: 'eigen_fix' must be True, False or None, got {eigen_fix!r}")
+        if str(next(iter(vcov))).upper() != "CRV1":
+            raise ValueError("vcov: 'eigen_fix' applies to {'CRV1': ...} only, e.g. "
+                             "{'CRV1': 'g1+g2', 'eigen_fix': True}")
+        eigen_fix = None if eigen_fix is None else bool(eigen_fix)
     if isinstance(vcov, dict) and len(vcov) == 1:
         (key, value), = vcov.items()
         kind = str(key).upper()
@@ -134,11 +181,32 @@ def parse_vcov(vcov: object) -> VcovSpec:
                 parts = tuple(value)
             else:
                 parts = (value,)
-            if not 1 <= len(parts) <= 2:
-                raise ValueError(f"vcov={{{key!r}: ...}} takes one or two cluster variables, got {len(parts)}")
+            if len(parts) < 1:
+                raise ValueError(f"vcov={{{key!r}: ...}} names no cluster variable; e.g. {{{key!r}: 'firm'}}")
+            names = [p for p in parts if isinstance(p, str)]
+            dup = sorted({p for p in names if names.count(p) > 1})
+            if dup:
+                # inclusion-exclusion over a repeated variable would subtract a term it added
+                raise ValueError(f"vcov={{{key!r}: ...}} names the cluster variable {', '.join(map(repr, dup))} "
+                                 "more than once; list each cluster variable once")
             if kind == "CRV3" and len(parts) != 1:
-                raise ValueError("vcov={'CRV3': ...} supports one-way clustering only; use CRV1 for two-way")
-            return VcovSpec(kind, parts)
+                raise ValueError(f"vcov={{'CRV3': ...}} supports one-way clustering only, got {len(parts)} cluster "
+                                 "variables; use CRV1 for multiway clustering")
+            return VcovSpec(kind, parts, eigen_fix=eigen_fix)
+        if kind == "CR2":
+            # CR2 (Bell-McCaffrey, fastpanel.ols.cr2): one-way only, as in clubSandwich
+            if isinstance(value, str):
+                cr2_parts = tuple(p.strip() for p in value.split("+") if p.strip())
+            elif isinstance(value, (list, tuple)):
+                cr2_parts = tuple(value)
+            else:
+                cr2_parts = (value,)
+            if len(cr2_parts) != 1:
+                raise ValueError(
+                    f"vcov={{'CR2': ...}} takes exactly one cluster variable (CR2 is one-way), got "
+                    f"{len(cr2_parts)}; use {{'CRV1': 'g1+g2'}} for multiway clustering"
+                )
+            return VcovSpec("CR2", cr2_parts)
         if kind == "DK":
             ok = value is None or (
                 isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
@@ -413,6 +481,50 @@ def check_residual_df(n: int, k: int, K: int, fe_df_upper: int, fe_df_exact: Cal
         )
 
 
+class NonPSDCovarianceWarning(UserWarning):
+    """A multiway clustered covariance was not positive semi-definite: its negative eigenvalues
+    were set to zero (Cameron, Gelbach & Miller 2011); ``results.vcov_eigen_fixed`` counts them."""
+
+
+#: eigenvalues below -_PSD_RTOL * max|eigenvalue| are negative; above it, rounding of a PSD matrix
+_PSD_RTOL = 1e-12
+
+
+def psd_eigen_fix(V: np.ndarray, label: str = "CRV1") -> tuple[np.ndarray, int]:
+    """The CGM (2011) eigenvalue fix, on the correlation scale: with ``D = diag(|V_jj|)^(-1/2)``
+    and ``D V D = Q diag(l) Q'``, returns ``D^-1 Q diag(max(l, 0)) Q' D^-1`` and the count of
+    eigenvalues below ``-1e-12 max|l|``; when there is none, ``V`` itself (a PSD matrix keeps its
+    bits) and 0. Warns (:class:`NonPSDCovarianceWarning`) when it clips.
+
+    CGM and R fixest decompose ``V`` itself; equilibrating first makes the fix commute with
+    rescaling a regressor (its standard error then scales exactly, as for every other covariance)
+    and lets one tolerance serve coefficients of any scale.
+    """
+    if V.size == 0 or not np.isfinite(V).all():
+        return V, 0
+    diag = np.abs(np.diag(V))
+    d = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
+    C = V * d[:, None] * d[None, :]
+    vals, vecs = np.linalg.eigh(0.5 * (C + C.T))
+    top = float(np.abs(vals).max())
+    n_neg = int((vals < -_PSD_RTOL * top).sum())
+    if n_neg == 0:
+        return V, 0
+    import warnings
+
+    were = "was" if n_neg == 1 else "were"
+    warnings.warn(
+        f"the covariance ({label}) is not positive semi-definite: {n_neg} of the {vals.size} eigenvalues of its "
+        f"correlation-scaled matrix {were} negative (smallest {vals.min():.3g}) and {were} set to zero (Cameron, "
+        "Gelbach & Miller 2011); results.vcov_eigen_fixed records the count (vcov={'CRV1': ..., 'eigen_fix': "
+        "False} keeps the raw matrix)",
+        NonPSDCovarianceWarning,
+        stacklevel=4,
+    )
+    fixed = (vecs * np.maximum(vals, 0.0)) @ vecs.T / d[:, None] / d[None, :]
+    return 0.5 * (fixed + fixed.T), n_neg
+
+
 def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
     """Covariance of the slopes and the degrees of freedom of its t distribution."""
     n, X, bread = state.nobs, state.X, state.bread
@@ -429,15 +541,32 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
         scores = hc_scores(kind, X, state.resid(), bread, lev)
         return hc_scale(kind, ssc, n, K) * sandwich(bread, scores.T @ scores), df_resid
     if kind == "CRV1":
-        parts = [(c, 1.0) for c in clusters]
-        if len(clusters) == 2:
-            parts.append((_intersection(*clusters), -1.0))
+        from itertools import combinations
+
+        # Inclusion-exclusion over the non-empty subsets (in the order V1, V2, ..., V12, ...,
+        # V123, ...; two-way keeps its former order and bits). Each intersection is factorised
+        # from the one of its first |S| - 1 variables, so the codes stay below n.
+        inter = {(j,): c for j, c in enumerate(clusters)}
         g_min = min(c.n_levels for c in clusters)
         V = np.zeros_like(bread)
-        for c, sign in parts:
-            sums = _cluster_score_sums(state, c)
-            V += sign * crv1_scale(ssc, n, K, c.n_levels, g_min) * sandwich(bread, sums.T @ sums)
+        for size in range(1, len(clusters) + 1):
+            sign = 1.0 if size % 2 else -1.0
+            for subset in combinations(range(len(clusters)), size):
+                if subset not in inter:
+                    inter[subset] = _intersection(inter[subset[:-1]], clusters[subset[-1]])
+                c = inter[subset]
+                sums = _cluster_score_sums(state, c)
+                V += sign * crv1_scale(ssc, n, K, c.n_levels, g_min) * sandwich(bread, sums.T @ sums)
+        fix = len(clusters) >= 3 if spec.eigen_fix is None else spec.eigen_fix
+        V, clipped = psd_eigen_fix(V, spec.label) if fix else (V, 0)
+        state.vcov_eigen_fixed = clipped  # read by OLSResults.vcov_eigen_fixed
         return V, (df_resid if ssc == "linearmodels" else float(g_min - 1))
+    if kind == "CR2":
+        # Bell-McCaffrey with the leverage of the full dummy design and one Satterthwaite df per
+        # slope (clubSandwich); no small-sample factor under any ssc preset (fastpanel.ols.cr2)
+        from fastpanel.ols.cr2 import cr2_vcov
+
+        return cr2_vcov(state, clusters[0])
     if kind == "CRV3":
         c = clusters[0]
         G = c.n_levels

@@ -13,6 +13,7 @@ the fixed effects), with a warning that names it. No dummy column is ever formed
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
@@ -636,4 +637,4 @@ class PanelOLS:
             self.y, self.X, self.names, self.yname, self.fe, weights=self.weights, extra=extra,
             drop_singletons_=self.drop_singletons, backend=backend, collin_tol=collin_tol,
         )
-        return OLSResults(state, cov.VcovSpec(spec.kind, tuple(clusters), spec.lags), ssc)
+        return OLSResults(state, dataclasses.replace(spec, clusters=tuple(clusters)), ssc)  # keeps eigen_fix

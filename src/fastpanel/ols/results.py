@@ -41,13 +41,16 @@ class OLSResults:
         pre = getattr(state, "vcov", None)
         V, df_t = pre if pre is not None else cov.compute_vcov(state, spec, ssc)
         self._cov = V
-        self.df_t = df_t
+        # df of the t distribution: a float, or one per coefficient (CR2's Satterthwaite df), then
+        # a Series aligned with params
+        self.df_t = pd.Series(np.asarray(df_t, dtype=float), index=state.names, name="df") if np.ndim(df_t) else df_t
         names = state.names
         self.params = pd.Series(state.params, index=names, name="coef")
         self.bse = pd.Series(np.sqrt(np.clip(np.diag(V), 0, None)), index=names, name="std err")
         with np.errstate(divide="ignore", invalid="ignore"):
             self.tvalues = pd.Series(state.params / self.bse.to_numpy(), index=names, name="t")
-        self.pvalues = pd.Series(2 * stats.t.sf(np.abs(self.tvalues.to_numpy()), df_t), index=names, name="P>|t|")
+        self.pvalues = pd.Series(2 * stats.t.sf(np.abs(self.tvalues.to_numpy()), np.asarray(self.df_t)), index=names,
+                                 name="P>|t|")
         self.nobs = state.nobs
         self.n_dropped = state.n_dropped
         self.nobs_dropped = state.n_dropped
@@ -83,10 +86,11 @@ class OLSResults:
         return pd.DataFrame(self._cov, index=self.params.index, columns=self.params.index)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Confidence intervals (t distribution with ``df_t`` degrees of freedom)."""
+        """Confidence intervals (t distribution with ``df_t`` degrees of freedom, per coefficient
+        when ``df_t`` is a Series)."""
         if not 0 < alpha < 1:
             raise ValueError(f"alpha={alpha!r} must lie in (0, 1)")
-        q = stats.t.ppf(1 - alpha / 2, self.df_t)
+        q = stats.t.ppf(1 - alpha / 2, np.asarray(self.df_t))
         lo = self.params - q * self.bse
         hi = self.params + q * self.bse
         return pd.DataFrame({"lower": lo, "upper": hi})
@@ -151,9 +155,10 @@ class OLSResults:
 
     # -- tables ------------------------------------------------------------------------------
     def to_frame(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Coefficient table: estimate, std. error, t, p and the confidence interval."""
+        """Coefficient table: estimate, std. error, t, p and the confidence interval (and the df
+        of each t test when they differ by coefficient, as CR2's Satterthwaite df do)."""
         ci = self.conf_int(alpha)
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "coef": self.params,
                 "std err": self.bse,
@@ -163,6 +168,9 @@ class OLSResults:
                 f"{1 - alpha / 2:g}]": ci["upper"],
             }
         )
+        if isinstance(self.df_t, pd.Series):
+            frame.insert(3, "df", self.df_t)
+        return frame
 
     def _info_rows(self) -> list[tuple[str, str]]:
         rows = [
@@ -186,7 +194,9 @@ class OLSResults:
         head = "\n".join(f"{k:<20}{v}" for k, v in self._info_rows())
         table = self.to_frame().to_string(float_format=lambda v: f"{v:.6g}")
         rule = "=" * max(len(line) for line in table.splitlines())
-        return f"Fixed-effects OLS\n{rule}\n{head}\n{rule}\n{table}\n{rule}"
+        boots = getattr(self, "wildboot_results", None) or {}
+        tail = "".join(f"\n{b}" for b in boots.values())  # wild cluster bootstrap tests run on this fit
+        return f"Fixed-effects OLS\n{rule}\n{head}\n{rule}\n{table}\n{rule}{tail}"
 
     def __str__(self) -> str:
         return self.summary()
