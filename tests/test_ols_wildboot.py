@@ -201,6 +201,26 @@ def test_joint_wald_test_equals_per_draw_refit():
     assert wb.statistic == pytest.approx(W / 2, rel=1e-10)
 
 
+@pytest.mark.parametrize("preset", ["fixest", "statsmodels", "linearmodels"])
+def test_three_way_clustering_statistic_is_the_fits(preset):
+    """With 3 cluster variables the data's t uses the fit's inclusion-exclusion variance (the
+    eigenvalue fix off, as the bootstrap draws cannot be fixed one by one)."""
+    df = _panel(0, n=2000, G=25, T=8)
+    res = fastpanel.feols("y ~ x1 + x2 | firm", df, vcov={"CRV1": "g + year + h", "eigen_fix": False}, ssc=preset)
+    with pytest.warns(RuntimeWarning, match="non-positive variance"):
+        wb = res.wildboottest("x1", B=199, seed=1)
+    assert wb.statistic == pytest.approx(res.tvalues["x1"], rel=1e-12)
+    assert wb.bootstrap_cluster.startswith("intersection") and wb.cluster == ("g", "year", "h")
+
+
+def test_cr2_fit_lends_its_cluster():
+    df = _panel(14, G=12)
+    res = fastpanel.feols("y ~ x1 + x2 | firm", df, vcov={"CR2": "g"})
+    wb = res.wildboottest("x1", B=999, seed=1)
+    ref = fastpanel.feols("y ~ x1 + x2 | firm", df, vcov={"CRV1": "g"}).wildboottest("x1", B=999, seed=1)
+    assert wb.cluster == ("g",) and wb.pvalue == ref.pvalue
+
+
 def test_string_restrictions_match_matrix_form():
     pytest.importorskip("fastpanel.ols.wald")
     df = _panel(5, G=12)

@@ -214,7 +214,7 @@ def _clusters(results: Any, cluster: Any, state: Any = None) -> list[tuple[str, 
     named = _named_factors(results, state)
     if cluster is None:
         spec = results.vcov_spec
-        if spec.kind not in ("CRV1", "CRV3") or not spec.clusters:
+        if spec.kind not in ("CRV1", "CRV3", "CR2") or not spec.clusters:
             raise ValueError(
                 f"the fit's vcov is {spec.label!r}, not clustered: pass cluster='g' (a fixed effect or a cluster "
                 "variable of the fit) or refit with vcov={'CRV1': 'g'}")
