@@ -60,6 +60,59 @@ inline double weight(std::uint64_t e, int kind, i64 d, i64 G, i64 g) {
 // small GEMM (4 clusters x 8 draws): each weight loaded once feeds 4 products, and each draw's sum
 // over g keeps its order. Compiled twice (x86-64-v3 with AVX2/FMA, and the baseline), chosen at
 // load time. Returns the first cluster left for the general loop.
+// t = n / sqrt(D) (q = 1) or n' D^-1 n (Cholesky); NaN when D is not positive definite. D is
+// read at D[(a q + a2) stride + j] (lower triangle).
+double finish(const double* n, i64 nstride, const double* D, i64 stride, i64 q, double* L, double* y) {
+    if (q == 1) return D[0] > 0 ? n[0] / std::sqrt(D[0]) : NAN;
+    for (i64 a = 0; a < q; ++a)
+        for (i64 a2 = 0; a2 <= a; ++a2) {
+            double acc = D[(a * q + a2) * stride];
+            for (i64 t = 0; t < a2; ++t) acc -= L[a * q + t] * L[a2 * q + t];
+            if (a == a2) {
+                if (!(acc > 0.0)) return NAN;
+                L[a * q + a] = std::sqrt(acc);
+            } else {
+                L[a * q + a2] = acc / L[a2 * q + a2];
+            }
+        }
+    double w = 0.0;
+    for (i64 a = 0; a < q; ++a) {
+        double acc = n[a * nstride];
+        for (i64 t = 0; t < a; ++t) acc -= L[a * q + t] * y[t];
+        y[a] = acc / L[a * q + a];
+        w += y[a] * y[a];
+    }
+    return w;
+}
+
+// The block's weights (G x kBlock, draws first .. first + nb - 1) and numerators N v (q x kBlock).
+void block_weights(double* W, const std::uint64_t* pE, int kind, i64 first, i64 nb, i64 G) {
+    for (i64 g = 0; g < G; ++g)
+        for (i64 j = 0; j < nb; ++j) W[g * kBlock + j] = weight(pE[g], kind, first + j, G, g);
+}
+
+void block_numerators(double* Nb, const double* pN, const double* W, i64 q, i64 G) {
+    std::fill(Nb, Nb + q * kBlock, 0.0);
+    for (i64 a = 0; a < q; ++a)
+        for (i64 g = 0; g < G; ++g) {
+            const double c = pN[a * G + g];
+            const double* v = W + g * kBlock;
+            double* t = Nb + a * kBlock;
+            for (i64 j = 0; j < kBlock; ++j) t[j] += c * v[j];
+        }
+}
+
+// D += s Z Z' (lower triangle), per draw of the block.
+void block_accumulate(double* D, const double* Z, double s, i64 q) {
+    for (i64 a = 0; a < q; ++a)
+        for (i64 a2 = 0; a2 <= a; ++a2) {
+            double* d = D + (a * q + a2) * kBlock;
+            const double* za = Z + a * kBlock;
+            const double* zb = Z + a2 * kBlock;
+            for (i64 j = 0; j < kBlock; ++j) d[j] += s * za[j] * zb[j];
+        }
+}
+
 typedef double v4d __attribute__((vector_size(32)));
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
@@ -120,17 +173,9 @@ py::array_t<double> wild_stats(py::array_t<double, py::array::c_style | py::arra
 #pragma omp for schedule(static)
             for (i64 blk = 0; blk < n_blocks; ++blk) {
                 const i64 b0 = blk * kBlock, nb = std::min(kBlock, count - b0);
-                for (i64 g = 0; g < G; ++g)
-                    for (i64 j = 0; j < nb; ++j) V[g * kBlock + j] = weight(pE[g], kind, start + b0 + j, G, g);
-                std::fill(Nb.begin(), Nb.end(), 0.0);
+                block_weights(V.data(), pE, kind, start + b0, nb, G);
+                block_numerators(Nb.data(), pN, V.data(), q, G);
                 std::fill(D.begin(), D.end(), 0.0);
-                for (i64 a = 0; a < q; ++a)
-                    for (i64 g = 0; g < G; ++g) {
-                        const double c = pN[a * G + g];
-                        const double* v = &V[g * kBlock];
-                        double* t = &Nb[a * kBlock];
-                        for (i64 j = 0; j < kBlock; ++j) t[j] += c * v[j];
-                    }
                 const i64 h_start = q == 1 ? den_blocks(pK, pS, V.data(), &D[0], H, G) : 0;
                 for (i64 h = h_start; h < H; ++h) {
                     std::fill(Z.begin(), Z.end(), 0.0);
@@ -144,74 +189,15 @@ py::array_t<double> wild_stats(py::array_t<double, py::array::c_style | py::arra
                             for (i64 j = 0; j < kBlock; ++j) t[j] += c * v[j];
                         }
                     }
-                    const double s = pS[h];
-                    for (i64 a = 0; a < q; ++a)
-                        for (i64 a2 = 0; a2 <= a; ++a2) {
-                            double* d = &D[(a * q + a2) * kBlock];
-                            const double* za = &Z[a * kBlock];
-                            const double* zb = &Z[a2 * kBlock];
-                            for (i64 j = 0; j < kBlock; ++j) d[j] += s * za[j] * zb[j];
-                        }
+                    block_accumulate(D.data(), Z.data(), pS[h], q);
                 }
-                for (i64 j = 0; j < nb; ++j) {
-                    if (q == 1) {
-                        const double den = D[j];
-                        po[b0 + j] = den > 0 ? Nb[j] / std::sqrt(den) : NAN;
-                        continue;
-                    }
-                    bool ok = true;
-                    for (i64 a = 0; a < q && ok; ++a)
-                        for (i64 a2 = 0; a2 <= a; ++a2) {
-                            double acc = D[(a * q + a2) * kBlock + j];
-                            for (i64 t = 0; t < a2; ++t) acc -= L[a * q + t] * L[a2 * q + t];
-                            if (a == a2) {
-                                if (!(acc > 0.0)) { ok = false; break; }
-                                L[a * q + a] = std::sqrt(acc);
-                            } else {
-                                L[a * q + a2] = acc / L[a2 * q + a2];
-                            }
-                        }
-                    if (!ok) { po[b0 + j] = NAN; continue; }
-                    double w = 0.0;
-                    for (i64 a = 0; a < q; ++a) {
-                        double acc = Nb[a * kBlock + j];
-                        for (i64 t = 0; t < a; ++t) acc -= L[a * q + t] * y[t];
-                        y[a] = acc / L[a * q + a];
-                        w += y[a] * y[a];
-                    }
-                    po[b0 + j] = w;
-                }
+                for (i64 j = 0; j < nb; ++j) po[b0 + j] = finish(&Nb[j], kBlock, &D[j], kBlock, q, L.data(), y.data());
             }
         }
     }
     return out;
 }
 
-
-// t = n / sqrt(D) (q = 1) or n' D^-1 n (Cholesky); NaN when D is not positive definite. D is
-// read at D[(a q + a2) stride + j] (lower triangle).
-double finish(const double* n, i64 nstride, const double* D, i64 stride, i64 q, double* L, double* y) {
-    if (q == 1) return D[0] > 0 ? n[0] / std::sqrt(D[0]) : NAN;
-    for (i64 a = 0; a < q; ++a)
-        for (i64 a2 = 0; a2 <= a; ++a2) {
-            double acc = D[(a * q + a2) * stride];
-            for (i64 t = 0; t < a2; ++t) acc -= L[a * q + t] * L[a2 * q + t];
-            if (a == a2) {
-                if (!(acc > 0.0)) return NAN;
-                L[a * q + a] = std::sqrt(acc);
-            } else {
-                L[a * q + a2] = acc / L[a2 * q + a2];
-            }
-        }
-    double w = 0.0;
-    for (i64 a = 0; a < q; ++a) {
-        double acc = n[a * nstride];
-        for (i64 t = 0; t < a; ++t) acc -= L[a * q + t] * y[t];
-        y[a] = acc / L[a * q + a];
-        w += y[a] * y[a];
-    }
-    return w;
-}
 
 // K = P + U V' (P sparse in CSR form over the H q rows, U (H q x r), V (G x r), row-major):
 // z = P v + U (V' v), O(nnz(P) + (H q + G) r) per draw instead of O(H q G). With the fixed
@@ -257,18 +243,10 @@ py::array_t<double> wild_stats_lr(py::array_t<double, py::array::c_style | py::a
 #pragma omp for schedule(static)
             for (i64 blk = 0; blk < n_blocks; ++blk) {
                 const i64 b0 = blk * kBlock, nb = std::min(kBlock, count - b0);
-                for (i64 g = 0; g < G; ++g)
-                    for (i64 j = 0; j < nb; ++j) W[g * kBlock + j] = weight(pE[g], kind, start + b0 + j, G, g);
-                std::fill(Nb.begin(), Nb.end(), 0.0);
+                block_weights(W.data(), pE, kind, start + b0, nb, G);
+                block_numerators(Nb.data(), pN, W.data(), q, G);
                 std::fill(T.begin(), T.end(), 0.0);
                 std::fill(D.begin(), D.end(), 0.0);
-                for (i64 a = 0; a < q; ++a)
-                    for (i64 g = 0; g < G; ++g) {
-                        const double c = pN[a * G + g];
-                        const double* v = &W[g * kBlock];
-                        double* t = &Nb[a * kBlock];
-                        for (i64 j = 0; j < kBlock; ++j) t[j] += c * v[j];
-                    }
                 for (i64 g = 0; g < G; ++g) {
                     const double* v = &W[g * kBlock];
                     for (i64 c = 0; c < r; ++c) {
@@ -293,14 +271,7 @@ py::array_t<double> wild_stats_lr(py::array_t<double, py::array::c_style | py::a
                             for (i64 j = 0; j < kBlock; ++j) z[j] += u * t[j];
                         }
                     }
-                    const double sh = pS[h];
-                    for (i64 a = 0; a < q; ++a)
-                        for (i64 a2 = 0; a2 <= a; ++a2) {
-                            double* dd = &D[(a * q + a2) * kBlock];
-                            const double* za = &Z[a * kBlock];
-                            const double* zb = &Z[a2 * kBlock];
-                            for (i64 j = 0; j < kBlock; ++j) dd[j] += sh * za[j] * zb[j];
-                        }
+                    block_accumulate(D.data(), Z.data(), pS[h], q);
                 }
                 for (i64 j = 0; j < nb; ++j) po[b0 + j] = finish(&Nb[j], kBlock, &D[j], kBlock, q, L.data(), y.data());
             }

@@ -300,15 +300,15 @@ def test_dask_refuses_three_way_and_says_why():
         fastpanel.feols("y ~ x1 + x2 | entity + year", ddf, vcov={"CRV1": "entity+year+cl"})
 
 
-def test_dask_two_way_eigen_fix_on_request():
+def test_dask_two_way_eigen_fix_on_request(dask_client):
+    # the session's distributed client (conftest), as every Dask test: the shuffle is P2P there
     dd = pytest.importorskip("dask.dataframe")
-    import dask
 
     df = DATA["seed2"]
     V, _ = reference_vcov(df, ["entity", "year"], ["entity", "year"], "fixest")
     want, n_neg = reference_fix(V)
     vcov = {"CRV1": "entity+year", "eigen_fix": True}
-    with dask.config.set(scheduler="synchronous"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", NonPSDCovarianceWarning)
         got = fastpanel.feols("y ~ x1 + x2 + x3 | entity + year", dd.from_pandas(df, npartitions=3, sort=False),
                               vcov=vcov)

@@ -390,12 +390,12 @@ def test_f_form_needs_a_single_df():
 
 
 # -- Dask -----------------------------------------------------------------------------------------
-def test_dask_fit_gives_the_same_wald_test():
+def test_dask_fit_gives_the_same_wald_test(dask_client):
+    # the session's distributed client (conftest), as every Dask test: the shuffle is P2P there
     dd = pytest.importorskip("dask.dataframe")
-    import dask
 
     df = DATA["seed8"]
-    with dask.config.set(scheduler="synchronous"):  # no cluster: the numbers do not depend on it
+    if True:
         for vcov in ("iid", {"CRV1": "entity+year"}):
             for ssc in ("fixest", "linearmodels"):
                 mem = fastpanel.feols("y ~ x1 + x2 + x3 | entity + year", df, vcov=vcov, ssc=ssc)

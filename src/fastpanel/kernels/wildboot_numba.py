@@ -56,6 +56,36 @@ def _weight(e, kind, d, G, g):  # pragma: no cover - compiled
     return np.sqrt(-2.0 * np.log1p(-u)) * np.cos(2.0 * np.pi * u2)
 
 
+@njit(cache=True)
+def _fill_weights(V, ent, kind, first, nb, G):  # pragma: no cover - compiled
+    """Weights of draws ``first .. first + nb - 1`` into the columns of ``V`` (G, _BLOCK)."""
+    for g in range(G):
+        for j in range(nb):
+            V[g, j] = _weight(ent[g], kind, first + j, G, g)
+
+
+@njit(cache=True)
+def _numerators(num, V, nb):  # pragma: no cover - compiled
+    """``N v`` of the block's draws: (q, _BLOCK)."""
+    q, G = num.shape
+    N = np.zeros((q, _BLOCK))
+    for a in range(q):
+        for g in range(G):
+            c = num[a, g]
+            for j in range(nb):
+                N[a, j] += c * V[g, j]
+    return N
+
+
+@njit(cache=True)
+def _accumulate(D, Z, s, q, nb):  # pragma: no cover - compiled
+    """D += s Z Z' (lower triangle) for each draw of the block."""
+    for a in range(q):
+        for a2 in range(a + 1):
+            for j in range(nb):
+                D[a, a2, j] += s * Z[a, j] * Z[a2, j]
+
+
 @njit(cache=True, parallel=True)
 def wild_stats(num, K, scale, ent, kind, start, count):  # pragma: no cover - compiled
     """Bootstrap statistics of draws ``start .. start + count - 1``.
@@ -79,15 +109,8 @@ def wild_stats(num, K, scale, ent, kind, start, count):  # pragma: no cover - co
         b0 = blk * _BLOCK
         nb = min(_BLOCK, count - b0)
         V = np.empty((G, _BLOCK))
-        for g in range(G):
-            for j in range(nb):
-                V[g, j] = _weight(ent[g], kind, start + b0 + j, G, g)
-        N = np.zeros((q, _BLOCK))
-        for a in range(q):
-            for g in range(G):
-                c = num[a, g]
-                for j in range(nb):
-                    N[a, j] += c * V[g, j]
+        _fill_weights(V, ent, kind, start + b0, nb, G)
+        N = _numerators(num, V, nb)
         D = np.zeros((q, q, _BLOCK))
         Z = np.empty((q, _BLOCK))
         for h in range(H):
@@ -98,45 +121,9 @@ def wild_stats(num, K, scale, ent, kind, start, count):  # pragma: no cover - co
                     c = K[row, g]
                     for j in range(nb):
                         Z[a, j] += c * V[g, j]
-            s = scale[h]
-            for a in range(q):
-                for a2 in range(a + 1):
-                    for j in range(nb):
-                        D[a, a2, j] += s * Z[a, j] * Z[a2, j]
+            _accumulate(D, Z, scale[h], q, nb)
         for j in range(nb):
-            if q == 1:
-                den = D[0, 0, j]
-                out[b0 + j] = N[0, j] / np.sqrt(den) if den > 0 else np.nan
-                continue
-            # Cholesky of D (lower triangle), then |L^-1 n|^2
-            L = np.zeros((q, q))
-            ok = True
-            for a in range(q):
-                for a2 in range(a + 1):
-                    acc = D[a, a2, j]
-                    for t in range(a2):
-                        acc -= L[a, t] * L[a2, t]
-                    if a == a2:
-                        if acc <= 0.0:
-                            ok = False
-                            break
-                        L[a, a] = np.sqrt(acc)
-                    else:
-                        L[a, a2] = acc / L[a2, a2]
-                if not ok:
-                    break
-            if not ok:
-                out[b0 + j] = np.nan
-                continue
-            w = 0.0
-            y = np.empty(q)
-            for a in range(q):
-                acc = N[a, j]
-                for t in range(a):
-                    acc -= L[a, t] * y[t]
-                y[a] = acc / L[a, a]
-                w += y[a] * y[a]
-            out[b0 + j] = w
+            out[b0 + j] = _finish(N[:, j], D[:, :, j], q)
     return out
 
 
@@ -153,15 +140,8 @@ def wild_stats_lr(num, indptr, cols, vals, U, V, scale, ent, kind, start, count)
         b0 = blk * _BLOCK
         nb = min(_BLOCK, count - b0)
         Vw = np.empty((G, _BLOCK))
-        for g in range(G):
-            for j in range(nb):
-                Vw[g, j] = _weight(ent[g], kind, start + b0 + j, G, g)
-        N = np.zeros((q, _BLOCK))
-        for a in range(q):
-            for g in range(G):
-                c = num[a, g]
-                for j in range(nb):
-                    N[a, j] += c * Vw[g, j]
+        _fill_weights(Vw, ent, kind, start + b0, nb, G)
+        N = _numerators(num, Vw, nb)
         T = np.zeros((r, _BLOCK))  # V' v
         for g in range(G):
             for c in range(r):
@@ -183,11 +163,7 @@ def wild_stats_lr(num, indptr, cols, vals, U, V, scale, ent, kind, start, count)
                     u = U[row, c2]
                     for j in range(nb):
                         Z[a, j] += u * T[c2, j]
-            s = scale[h]
-            for a in range(q):
-                for a2 in range(a + 1):
-                    for j in range(nb):
-                        D[a, a2, j] += s * Z[a, j] * Z[a2, j]
+            _accumulate(D, Z, scale[h], q, nb)
         for j in range(nb):
             out[b0 + j] = _finish(N[:, j], D[:, :, j], q)
     return out

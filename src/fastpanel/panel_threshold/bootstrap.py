@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fastpanel.kernels.wildboot_reference import mix64
 from fastpanel.panel_threshold.scan import ThresholdEngine, run_sequence
 
 __all__ = ["draw_bootstrap", "bootstrap_statistics", "entity_keys", "seed_value", "wild_weights"]
@@ -31,14 +32,8 @@ _WILD = ("rademacher", "mammen", "webb")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser (Steele, Lea and Flood 2014): a bijection of uint64 whose output
-    bits each depend on every input bit; wrap-around arithmetic is intended."""
-    x = np.asarray(x, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+# SplitMix64's finaliser, shared with the linear wild bootstrap's kernels (one definition)
+_mix = mix64
 
 
 def entity_keys(labels: np.ndarray) -> np.ndarray:
