@@ -111,7 +111,8 @@ def _unit(names, param):
     return R
 
 
-def _ratio_close(ours, ours0, theirs, theirs0, tol=1e-9):
+def _ratio_close(ours, ours0, theirs, theirs0, tol=1e-10):
+    # the 1e-10; the largest difference measured over this file's fixed data is 5.7e-13
     a, b = ours / ours0, theirs / theirs0
     assert np.array_equal(np.isnan(a), np.isnan(b))
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
@@ -173,7 +174,7 @@ def test_two_way_clustering_equals_per_draw_refit(preset):
     codes = np.array([labels.index(p) for p in pairs])
     t0, draws = oracle(df, ["x1", "x2"], ["firm"], _unit(["x1", "x2"], "x1"), np.zeros(1), ["g", "year"], codes,
                        wb.weights_matrix(), preset=preset)
-    _ratio_close(wb.draws, wb.statistic, draws, t0, tol=1e-8)
+    _ratio_close(wb.draws, wb.statistic, draws, t0)
     # bootstrapping by one dimension only
     with pytest.warns(RuntimeWarning, match="non-positive variance"):
         wb2 = res.wildboottest("x1", B=199, seed=3, return_draws=True, bootstrap_cluster="min")
@@ -181,7 +182,7 @@ def test_two_way_clustering_equals_per_draw_refit(preset):
     codes2 = np.searchsorted(wb2.boot_labels, df["year"].to_numpy())
     t0, draws2 = oracle(df, ["x1", "x2"], ["firm"], _unit(["x1", "x2"], "x1"), np.zeros(1), ["g", "year"], codes2,
                         wb2.weights_matrix(), preset=preset)
-    _ratio_close(wb2.draws, wb2.statistic, draws2, t0, tol=1e-8)
+    _ratio_close(wb2.draws, wb2.statistic, draws2, t0)
 
 
 def test_joint_wald_test_equals_per_draw_refit():
@@ -266,7 +267,7 @@ def test_equals_wildboottest_on_the_same_draws(btype, impose_null):
     R[0] = 1.0
     # the peer's clusters are np.unique of the labels: the same order as ours
     t0, tb, p = _wbt(Z, y, df["g"].to_numpy(), R, 499, btype, impose_null, wb.weights_matrix())
-    _ratio_close(wb.draws, wb.statistic, tb, t0, tol=1e-8)
+    _ratio_close(wb.draws, wb.statistic, tb, t0)
     # same p-value: the peer's strict |t*| > |t| with no draw near a tie here
     assert abs(np.abs(wb.draws) - abs(wb.statistic)).min() > 1e-6
     assert wb.pvalue == p
@@ -323,7 +324,7 @@ def test_jackknife_types_equal_per_draw_refit(btype, impose_null):
     t0 = stat(y, r)
     Vw = wb.weights_matrix()
     draws = np.array([stat(Z @ th0 + u0 * Vw[b, codes], r_boot) for b in range(Vw.shape[0])])
-    _ratio_close(wb.draws, wb.statistic, draws, t0, tol=1e-8)
+    _ratio_close(wb.draws, wb.statistic, draws, t0)
 
 
 # --------------------------------------------------------------------------- invariances
