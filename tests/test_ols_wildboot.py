@@ -199,7 +199,7 @@ def test_joint_wald_test_equals_per_draw_refit():
     b = res.params.to_numpy()
     V = res.cov_params().to_numpy()
     W = (R @ b - r) @ np.linalg.solve(R @ V @ R.T, R @ b - r)
-    assert wb.statistic == pytest.approx(W / 2, rel=1e-10)
+    assert wb.statistic == pytest.approx(W / 2, rel=1e-10) and wb.wald == pytest.approx(W, rel=1e-10)
 
 
 @pytest.mark.parametrize("preset", ["fixest", "statsmodels", "linearmodels"])

@@ -165,8 +165,11 @@ def feols(
         the effects / DK), with the same results as in memory.
     vcov : str or dict, default "iid"
         ``"iid"``, ``"HC0"``, ``"HC1"`` (= ``"hetero"``), ``"HC2"``, ``"HC3"``,
-        ``{"CRV1": "g"}``, ``{"CRV1": "g1+g2"}``, ``{"CRV3": "g"}``, ``{"DK": lags}`` (needs
-        ``time=``). See :mod:`fastpanel.ols.covariance` for the exact formulas.
+        ``{"CRV1": "g"}``, ``{"CRV1": "g1+g2"}`` (any number of variables, Cameron-Gelbach-Miller;
+        ``"eigen_fix": True/False`` as a second key), ``{"CRV3": "g"}``, ``{"CR2": "g"}``
+        (Bell-McCaffrey with Satterthwaite df per coefficient), ``{"DK": lags}`` (needs ``time=``).
+        See :mod:`fastpanel.ols.covariance` for the exact formulas. The results offer
+        ``wald_test`` / ``f_test`` and ``wildboottest`` (the wild cluster bootstrap).
     weights : str, optional
         Column of positive analytic weights.
     ssc : {"fixest", "statsmodels", "linearmodels"}, default "fixest"

@@ -108,6 +108,11 @@ class WildBootResult:
         count = self.B - start if count is None else count
         return draw_weights(self._ent, self._kind, start, count)
 
+    @property
+    def wald(self) -> float:
+        """The Wald statistic of the data: ``t^2`` for one restriction, ``q F`` for several."""
+        return float(self.statistic ** 2 if self.stat_type == "t" else self.statistic * self.R.shape[0])
+
     def to_series(self) -> pd.Series:
         """pyfixest-style one-row summary (``param``, ``t value``, ``Pr(>|t|)``, ...)."""
         out = {
