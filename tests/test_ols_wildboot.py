@@ -435,3 +435,22 @@ def test_single_cluster_is_refused():
     res = fastpanel.feols("y ~ x1 + x2 | one", df)
     with pytest.raises(ValueError, match="single cluster"):
         res.wildboottest("x1", cluster="one")
+
+
+def test_nan_rows_text_ids_and_offsets_do_not_change_the_test():
+    """NaN rows (dropped and counted), text cluster and firm ids, an offset of 1e8 on a regressor
+    and on y: the same sample and, under full enumeration (seed-free), the same draws."""
+    df = _panel(15, n=300, G=9)
+    res = fastpanel.feols("y ~ x1 + x2 | firm + year", df, vcov={"CRV1": "g"})
+    a = res.wildboottest("x1", B=9999, return_draws=True)
+    odd = df.assign(g=[f"prov-{v:02d}" for v in df.g], firm=[f"f{v}" for v in df.firm],
+                    x1=df.x1 + 1e8, y=df.y + 1e8)
+    nan_rows = odd.iloc[:5].assign(x2=np.nan)
+    odd = pd.concat([odd.iloc[:150], nan_rows, odd.iloc[150:]], ignore_index=True)
+    res2 = fastpanel.feols("y ~ x1 + x2 | firm + year", odd, vcov={"CRV1": "g"})
+    assert res2.n_dropped == 5 and res2.nobs == res.nobs
+    b = res2.wildboottest("x1", B=9999, return_draws=True)
+    assert a.full_enumeration and b.full_enumeration
+    # the offset costs digits in the transform (about eps * 1e8 / sd), not in the bootstrap
+    np.testing.assert_allclose(b.draws, a.draws, rtol=1e-6, atol=1e-6)
+    assert b.pvalue == a.pvalue

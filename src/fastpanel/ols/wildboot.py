@@ -321,7 +321,6 @@ class _Design:
     Ainv: np.ndarray
     A: np.ndarray
     bhat: np.ndarray
-    uhat: np.ndarray
     boot_codes: np.ndarray
     G: int
     terms: list[tuple[np.ndarray, int, float]]  # (codes, n_groups, signed scale)
@@ -330,10 +329,22 @@ class _Design:
     weights: np.ndarray | None
     backend: str
     sw: np.ndarray | None = None  # root weights (signed for pseudo-rows); None: unweighted rows
+    _grams: dict = field(default_factory=dict, repr=False)
 
+    def gram(self, codes: np.ndarray, n: int) -> np.ndarray:
+        """Per-group ``X_h'X_h`` (n, k, k), computed once per grouping: it does not depend on the
+        null, so the test inversion's many nulls reuse it."""
+        key = (id(codes), n)
+        if key not in self._grams:
+            self._grams[key] = _gram_by_group(self.X, codes, n)
+        return self._grams[key]
 
-def _group_sum(values: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
-    return cov.group_sums(values, codes, n)
+    def cells(self, codes: np.ndarray, n: int) -> tuple[np.ndarray, int, np.ndarray]:
+        """The (error cluster, bootstrap cluster) cells of a grouping (see :func:`_intersect`), once."""
+        key = ("cells", id(codes), n)
+        if key not in self._grams:
+            self._grams[key] = _intersect([codes, self.boot_codes], [n, self.G])
+        return self._grams[key]
 
 
 def _gram_by_group(X: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
@@ -355,8 +366,8 @@ def _restricted(d: _Design, R: np.ndarray, r: np.ndarray, Ainv: np.ndarray, b: n
 
 def _jackknife_betas(d: _Design, R: np.ndarray | None, r: np.ndarray | None) -> np.ndarray:
     """Leave-one-bootstrap-cluster-out estimates (G x k), restricted when R is given."""
-    Hg = _gram_by_group(d.X, d.boot_codes, d.G)
-    xy = _group_sum(d.X * d.y[:, None], d.boot_codes, d.G)
+    Hg = d.gram(d.boot_codes, d.G)
+    xy = cov.group_sums(d.X * d.y[:, None], d.boot_codes, d.G)
     Xy = d.X.T @ d.y
     out = np.empty((d.G, d.X.shape[1]))
     for g in range(d.G):
@@ -445,13 +456,13 @@ def _matrices(d: _Design, R: np.ndarray, r: np.ndarray, impose_null: bool, btype
     else:
         bj = _jackknife_betas(d, R if impose_null else None, r if impose_null else None)
         u0 = d.y - np.einsum("ij,ij->i", X, bj[codes])
-    S = _group_sum(X * u0[:, None], codes, G)  # (G, k)
+    S = cov.group_sums(X * u0[:, None], codes, G)  # (G, k)
     RA = R @ d.Ainv  # (q, k)
     N = RA @ S.T  # (q, G)
     k = X.shape[1]
     if btype[1] == "3":
         # K_g = (M_g - R A^-1) S' - M_g S_g e_g', M_g = R (A - H_g)^-1: rank k plus a diagonal
-        Hg = _gram_by_group(X, codes, G)
+        Hg = d.gram(codes, G)
         U = np.empty((G, q, k))
         diag = np.empty((G, q))
         for g in range(G):
@@ -463,12 +474,12 @@ def _matrices(d: _Design, R: np.ndarray, r: np.ndarray, impose_null: bool, btype
         return N, K, np.full(G, d.terms[0][2])
     parts, scales = [], []
     for h_codes, n_h, c in d.terms:
-        Hh = _gram_by_group(X, h_codes, n_h)
+        Hh = d.gram(h_codes, n_h)
         L = np.einsum("ak,hkl,lm->ham", RA, Hh, d.Ainv)  # R A^-1 H_h A^-1: (n_h, q, k)
         U = -L.reshape(n_h * q, k)  # the rank-k term -R A^-1 H_h A^-1 S'
         if d.nested:
-            cell, n_cell, first = _intersect([h_codes, codes], [n_h, G])
-            Sc = _group_sum(X * u0[:, None], cell, n_cell) @ RA.T  # (cells, q)
+            cell, n_cell, first = d.cells(h_codes, n_h)
+            Sc = cov.group_sums(X * u0[:, None], cell, n_cell) @ RA.T  # (cells, q)
             rows = (h_codes[first][:, None] * q + np.arange(q)[None, :]).ravel()
             cols = np.repeat(codes[first], q)
             parts.append(_KMat(n_h * q, G, rows, cols, Sc.ravel(), U, S))
@@ -729,7 +740,8 @@ def wildboottest(
     sw = getattr(state, "sw", None)
     if sw is None and state.weights is not None:
         sw = np.sqrt(state.weights)
-    d = _Design(X=X, y=state.y if isinstance(state, _PseudoState) else X @ state.params + uhat, sw=sw, Ainv=state.bread, A=X.T @ X, bhat=state.params, uhat=uhat,
+    y = state.y if isinstance(state, _PseudoState) else X @ state.params + uhat
+    d = _Design(X=X, y=y, sw=sw, Ainv=state.bread, A=X.T @ X, bhat=state.params,
                 boot_codes=boot_codes, G=G, terms=terms, nested=nested, factors=list(state.fe_factors),
                 weights=state.weights, backend=state.backend if state.backend in ("cpp", "numba") else None)
 
@@ -742,7 +754,7 @@ def wildboottest(
     else:
         Vr = np.zeros((q, q))
         for h_codes, n_h, c in terms:
-            Zu = _group_sum(X * uhat[:, None], h_codes, n_h) @ (Rm @ state.bread).T
+            Zu = cov.group_sums(X * uhat[:, None], h_codes, n_h) @ (Rm @ state.bread).T
             Vr += c * (Zu.T @ Zu)
     N_u, K_u, sc_u = _matrices(d, Rm, Rm @ d.bhat, False, btype) if not impose_null else (None, None, None)
     stat0 = _statistic(num0, Vr)
