@@ -33,6 +33,13 @@ namespace py = pybind11;
 
 using i64 = std::int64_t;
 
+// Row at position pos of a grouping: through the permutation order_N, or pos itself when the
+// rows are already sorted by the group (an empty order array).
+template <bool Permuted>
+inline i64 row_at(const i64* order_N, i64 pos) {
+    if constexpr (Permuted) return order_N[pos]; else return pos;
+}
+
 // Column-major float64 matrix view (no ownership).
 struct MatF {
     double* data;

@@ -10,6 +10,7 @@ void register_threshold(py::module_& m);
 void register_ols(py::module_& m);
 void register_kway(py::module_& m);
 void register_wildboot(py::module_& m);
+void register_schur_dense(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -29,4 +30,5 @@ PYBIND11_MODULE(_core, m) {
     fastpanel::register_ols(m);
     fastpanel::register_kway(m);
     fastpanel::register_wildboot(m);
+    fastpanel::register_schur_dense(m);
 }

@@ -44,11 +44,6 @@ constexpr i64 kParallelMin = 200000;
 // thread streaming through contiguous memory.
 constexpr i64 kGroupChunk = 2048;
 
-template <bool Permuted>
-inline i64 row_at(const i64* order_N, i64 pos) {
-    if constexpr (Permuted) return order_N[pos]; else return pos;
-}
-
 // P > 0: the p columns of a row together, P independent sums (a group has ~10 rows: one
 // column at a time is one dependent chain of adds per column, 1.6x slower single-threaded and
 // at the mercy of code alignment); P = 0: any p, one column at a time. The sums run over the

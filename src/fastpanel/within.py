@@ -86,17 +86,69 @@ def _order_arg(f: Factor) -> np.ndarray:
     return _EMPTY_I64 if order is None else order
 
 
-def _solve_psd(schur: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Minimum-norm solution of the consistent, singular PSD system S gamma = r.
+class _PsdSolver:
+    """Solutions of the consistent, singular PSD system S gamma = r, S factorised once.
 
-    S has one zero eigenvalue per connected component of the bipartite A-B graph; any
-    solution gives the same residual, so the pseudo-inverse on the numerically non-zero
-    eigenvalues is exact up to rounding.
+    S = D_B - C' D_A^{-1} C has one zero eigenvalue per connected set of the bipartite A-B
+    graph (its indicator over the B levels), and no other: S[b, b'] != 0 exactly when levels
+    b and b' share an A group (every term of the sum has the same sign, so nothing cancels),
+    so the connected sets are those of the pattern of S. Pinning one level per set to zero
+    leaves a positive definite system, factorised by Cholesky (n_B^3 / 3 flops, against about
+    9 n_B^3 for the eigendecomposition used before, 4.5 s at n_B = 1000 on a loaded two-core
+    machine). Any solution gives the same transform, so the pinned one is exact up to
+    rounding. Rounding can still leave the reduced matrix numerically singular (a huge
+    condition number); then the pseudo-inverse on the non-negligible eigenvalues is used.
+    Kept in a FixedEffects (per weight vector), so repeated transforms on the same panel skip
+    the factorisation.
     """
-    evals, evecs = np.linalg.eigh(0.5 * (schur + schur.T))
-    cutoff = max(evals[-1], 0.0) * schur.shape[0] * 1e-13
-    inv = np.where(evals > cutoff, 1.0 / np.where(evals > cutoff, evals, 1.0), 0.0)
-    return np.asfortranarray(evecs @ (inv[:, None] * (evecs.T @ rhs)))
+
+    def __init__(self, schur: np.ndarray) -> None:
+        import scipy.linalg as sla
+        import scipy.sparse as sp
+        from scipy.sparse.csgraph import connected_components
+
+        schur = 0.5 * (schur + schur.T)
+        n_b = schur.shape[0]
+        self.n_b = n_b
+        self.chol = None
+        if n_b == 0:
+            self.free = np.zeros(0, dtype=bool)
+            return
+        _, labels = connected_components(sp.csr_matrix(schur != 0), directed=False)
+        pinned = np.zeros(n_b, dtype=bool)
+        pinned[np.unique(labels, return_index=True)[1]] = True
+        self.free = ~pinned
+        reduced = schur[np.ix_(self.free, self.free)]
+        try:
+            if reduced.size:
+                self.chol = sla.cho_factor(reduced, lower=True, check_finite=False)
+                diag = np.diag(self.chol[0])
+                # a pivot at rounding level relative to S's scale: numerically singular
+                if diag.min() ** 2 <= n_b * 1e-13 * max(float(np.abs(np.diag(schur)).max()), 1e-300):
+                    self.chol = None
+                    raise np.linalg.LinAlgError("numerically singular")
+            else:
+                self.chol = ("empty",)
+        except np.linalg.LinAlgError:
+            evals, evecs = np.linalg.eigh(schur)
+            cutoff = max(evals[-1], 0.0) * n_b * 1e-13
+            self.inv = np.where(evals > cutoff, 1.0 / np.where(evals > cutoff, evals, 1.0), 0.0)
+            self.evecs = evecs
+
+    def __call__(self, rhs: np.ndarray) -> np.ndarray:
+        if self.chol is None:
+            return np.asfortranarray(self.evecs @ (self.inv[:, None] * (self.evecs.T @ rhs)))
+        import scipy.linalg as sla
+
+        out = np.zeros((self.n_b, rhs.shape[1]), order="F")
+        if self.free.any():
+            out[self.free] = sla.cho_solve(self.chol, rhs[self.free], check_finite=False)
+        return out
+
+
+def _solve_psd(schur: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Minimum-norm solution of the consistent, singular PSD system S gamma = r (one shot)."""
+    return _PsdSolver(schur)(rhs)
 
 
 def _codes_kernel(X: np.ndarray, a: Factor, b: Factor | None, w: np.ndarray | None, kern: ModuleType) -> Any:
@@ -140,19 +192,26 @@ class _Passes:
         self.kern.twoway_pass2(self.X, out, _order_arg(a), a.group_starts, b.codes, gamma, self.w_arg)
 
 
+def _is_balanced_schur(schur: np.ndarray, n_rows: int, n_a: int) -> bool:
+    """A balanced panel with unit weights has S = n_A (I - 11'/n_B); recognising it from S costs
+    nothing (S is cheap: counted level sets)."""
+    n_b = schur.shape[0]
+    return n_rows == n_a * n_b and np.allclose(schur, n_a * (np.eye(n_b) - 1.0 / n_b), rtol=0.0, atol=1e-12 * n_a)
+
+
+def _twoway_solver(schur: np.ndarray, n_rows: int, n_a: int) -> tuple[Any, bool]:
+    """A callable r -> gamma for the two-way Schur system, and whether it is the balanced
+    closed form gamma = r / n_A (r sums to zero over the B levels there)."""
+    if _is_balanced_schur(schur, n_rows, n_a):
+        return (lambda r: np.asfortranarray(r / n_a)), True
+    return _PsdSolver(schur), False
+
+
 def twoway_gamma(schur: np.ndarray, r: np.ndarray, n_rows: int, n_a: int) -> tuple[np.ndarray, bool]:
     """B effects ``gamma`` (n_B, p) of the two-way Schur system ``S gamma = r``, and whether the
-    balanced closed form applied (shared by the in-memory and the distributed transforms).
-
-    A balanced panel with unit weights has S = n_A (I - 11'/n_B), and r sums to zero, so
-    gamma = r / n_A in closed form. Recognising it from S costs nothing (S is cheap: counted
-    level sets). Otherwise the minimum-norm solution through the eigenvalues of S.
-    """
-    n_b = schur.shape[0]
-    balanced = n_rows == n_a * n_b and np.allclose(
-        schur, n_a * (np.eye(n_b) - 1.0 / n_b), rtol=0.0, atol=1e-12 * n_a
-    )
-    return (np.asfortranarray(r / n_a) if balanced else _solve_psd(schur, r)), balanced
+    balanced closed form applied (shared by the in-memory and the distributed transforms)."""
+    solve, balanced = _twoway_solver(schur, n_rows, n_a)
+    return solve(r), balanced
 
 
 def _twoway_direct(
@@ -160,13 +219,72 @@ def _twoway_direct(
 ) -> tuple[np.ndarray, str | None]:
     a, b = sorted(fe.factors, key=lambda f: f.n_levels, reverse=True)
     passes = _Passes(X, a, b, w, kern)
-    r, schur = passes.pass1(True)
+    key = f"twoway:{kern.__name__}"
+    cached = fe.cached_solver(key, w)  # the Schur system depends on the codes and weights only
+    dense = cached is None and _dense_schur_pays(a, b, w)  # S by BLAS instead of pair by pair
+    r, schur = passes.pass1(cached is None and not dense)
     if not np.isfinite(r).all():  # NaN/inf in X reach r through its group's mean
         return X, None
-    gamma, balanced = twoway_gamma(schur, r, X.shape[0], a.n_levels)
+    if dense:
+        schur = (kern.schur_dense(_order_arg(a), a.group_starts, b.codes, b.n_levels, _EMPTY_F64 if w is None else w)
+                 if hasattr(kern, "schur_dense") else _schur_dense(a, b, w))
+    if cached is None:
+        cached = fe.store_solver(key, w, _twoway_solver(schur, X.shape[0], a.n_levels))
+    solve, balanced = cached
+    gamma = solve(r)
     out = np.empty_like(X, order="F") if out is None else out
     passes.pass2(gamma, out)
     return out, "twoway-balanced" if balanced else "twoway-direct"
+
+
+# Entries of one dense block of the A x B weight table in the BLAS Schur assembly (32 MB).
+_DENSE_BLOCK = 1 << 22
+# The BLAS rank-k update runs this many times as many multiply-adds per second as the scalar
+# pair-by-pair assembly (measured: 0.7 ns per pair update against ~0.03 ns per FMA of dsyrk on
+# two cores); the dense assembly is chosen when it does fewer than that many times the work.
+_DENSE_SPEEDUP = 16.0
+
+
+def _dense_schur_pays(a: Factor, b: Factor, w: np.ndarray | None) -> bool:
+    """Whether S is cheaper as a dense BLAS product than pair by pair: the pair assembly costs
+    sum_a k_a^2 / 2 updates (k_a <= rows of group a), the dense one n_A n_B^2 / 2 FMAs."""
+    if b.n_levels <= 64 and w is None:
+        return False  # panels of at most 64 periods: the level-set patterns make S O(n)
+    pairs = float(np.dot(a.counts.astype(np.float64), a.counts.astype(np.float64)))
+    return pairs * _DENSE_SPEEDUP >= float(a.n_levels) * float(b.n_levels) ** 2
+
+
+def _schur_dense(a: Factor, b: Factor, w: np.ndarray | None) -> np.ndarray:
+    """S = D_B - C' D_A^{-1} C through dense blocks of the A x B weight table C and BLAS.
+
+    The rows of each block of A levels are summed into a dense (levels x n_B) table by a
+    bincount, scaled by W_a^{-1/2}, and G'G is one symmetric rank-k update (numpy's matmul of
+    a matrix with its own transpose calls syrk). O(n) for the tables plus n_A n_B^2 / 2 FMAs:
+    on panels with many periods (n_B in the hundreds, each entity in most of them) that is
+    far cheaper than the k_a^2 / 2 scattered updates per entity of the pair assembly.
+    """
+    n_a, n_b = a.n_levels, b.n_levels
+    W_a = a.counts.astype(np.float64) if w is None else np.bincount(a.codes, w, minlength=n_a)
+    d_b = b.counts.astype(np.float64) if w is None else np.bincount(b.codes, w, minlength=n_b)
+    scale = np.divide(1.0, np.sqrt(W_a), out=np.zeros(n_a), where=W_a > 0)
+    S = np.diag(d_b)
+    per_block = max(1, _DENSE_BLOCK // n_b)
+    sorted_rows = a.is_sorted
+    for lo in range(0, n_a, per_block):
+        hi = min(n_a, lo + per_block)
+        if sorted_rows:
+            rows = slice(int(a.group_starts[lo]), int(a.group_starts[hi]))
+            ac, bc, wc = a.codes[rows], b.codes[rows], None if w is None else w[rows]
+        elif lo == 0 and hi == n_a:
+            ac, bc, wc = a.codes, b.codes, w
+        else:
+            mask = (a.codes >= lo) & (a.codes < hi)
+            ac, bc, wc = a.codes[mask], b.codes[mask], None if w is None else w[mask]
+        table = np.bincount((ac - lo) * n_b + bc, wc, minlength=(hi - lo) * n_b).astype(np.float64, copy=False)
+        table = table.reshape(hi - lo, n_b)
+        table *= scale[lo:hi, None]
+        S -= table.T @ table
+    return S
 
 
 def _schur_matvec(
@@ -369,7 +487,7 @@ def within(
                 f"out must be a writeable Fortran-ordered float64 array of shape {Xf.shape}; "
                 "allocate it with np.empty(shape, order='F')"
             )
-    fe = FixedEffects(ids)
+    fe = ids if isinstance(ids, FixedEffects) else FixedEffects(ids)  # a prepared one keeps its caches
     if fe.n_obs != n:
         raise ValueError(f"ids have {fe.n_obs} rows but X has {n}; pass one id per row of X")
     w = as_weights(weights, n)
@@ -497,7 +615,10 @@ def _transform(
                 res = out
             return res, "alternating-projections", iterations, converged, change
         del res
-    structure = build_structure(fe.factors, w, kway_kern)
+    key = f"kway:{kway_kern.__name__}"
+    structure = fe.cached_solver(key, w)  # factorised Schur complement: codes and weights only
+    if structure is None:
+        structure = fe.store_solver(key, w, build_structure(fe.factors, w, kway_kern))
     res, steps = kway_within(X, structure, w, out)
     if report is not None:
         report["n_identified"] = structure.n_identified

@@ -24,7 +24,7 @@ WithinRows = _core.WithinRows
 #: ``WithinRows``. ``n_b = 0``: one-way.
 WithinCodes = _core.WithinCodes
 
-__all__ = ["WithinCodes", "WithinRows", "oneway", "twoway_pass1", "twoway_pass2"]
+__all__ = ["WithinCodes", "WithinRows", "oneway", "schur_dense", "twoway_pass1", "twoway_pass2"]
 
 
 def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> int:
@@ -46,6 +46,14 @@ def twoway_pass1(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``r`` (n_b, p) and the Schur matrix (n_b, n_b; empty unless ``want_schur``)."""
     return _core.within_twoway_pass1(X, order, group_starts, codes_b, int(n_b), weights, bool(want_schur))
+
+
+def schur_dense(order: np.ndarray, group_starts: np.ndarray, codes_b: np.ndarray, n_b: int,
+                weights: np.ndarray) -> np.ndarray:
+    """The two-way Schur matrix S = D_B - C' D_A^{-1} C (n_b x n_b) by dense rank-k updates
+    (``csrc/schur_dense.cpp``): n_A n_B^2 / 2 FMAs, for panels whose entities are seen in most of
+    many periods, where the pair-by-pair assembly of ``twoway_pass1`` is slower."""
+    return _core.within_schur_dense(order, group_starts, codes_b, int(n_b), weights)
 
 
 def twoway_pass2(
