@@ -15,6 +15,7 @@ from fastpanel._backend import (
     get_num_threads,
     set_backend,
     set_num_threads,
+    threads,
     use_backend,
 )
 from fastpanel.factor import Factor, factorize
@@ -36,6 +37,8 @@ _LAZY = {
     "dynamic_threshold": "fastpanel.dynamic_panel",
     "DynamicThresholdResults": "fastpanel.dynamic_panel",
     "datasets": "fastpanel.datasets",
+    "lowlevel": "fastpanel.lowlevel",
+    "compat": "fastpanel.compat",
 }
 
 
@@ -46,7 +49,7 @@ def __getattr__(name: str) -> object:
     import importlib
 
     module = importlib.import_module(module_name)
-    value = module if name == "datasets" else getattr(module, name)
+    value = module if name in ("datasets", "lowlevel", "compat") else getattr(module, name)
     globals()[name] = value
     return value
 
@@ -68,6 +71,7 @@ __all__ = [
     "get_num_threads",
     "set_backend",
     "set_num_threads",
+    "threads",
     "use_backend",
     "within",
     "__version__",

@@ -31,6 +31,7 @@ __all__ = [
     "resolve_backend",
     "set_backend",
     "set_num_threads",
+    "threads",
     "use_backend",
 ]
 
@@ -229,16 +230,81 @@ def set_num_threads(n: int) -> None:
         _apply_numba_threads()
 
 
+# A count set by ``threads(n)`` for the current thread (and the tasks it spawns through
+# contextvars), which takes precedence over the process-wide ``_num_threads``.
+_thread_override: contextvars.ContextVar[int | None] = contextvars.ContextVar("fastpanel_threads", default=None)
+
+
 def _apply_numba_threads() -> None:
-    if _num_threads is None:
+    n = _thread_override.get()
+    n = _num_threads if n is None else n
+    if n is None:
         return
     import numba
 
-    numba.set_num_threads(min(_num_threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run the kernels called from this thread on ``n`` threads, then restore the previous count.
+
+    OpenMP's thread count (the cpp backend) and Numba's are per calling thread, so the setting
+    applies to kernels launched from the thread that entered the block and to nothing else:
+    other Python threads keep their own count while the block runs, and on exit (also through
+    an exception) the calling thread's previous OpenMP and Numba counts are put back.
+
+    Parameters
+    ----------
+    n : int
+        Positive thread count (Numba caps it at its ``NUMBA_NUM_THREADS`` launch value).
+
+    Examples
+    --------
+    >>> import fastpanel
+    >>> with fastpanel.threads(1):
+    ...     fastpanel.get_num_threads()
+    1
+    """
+    import sys
+
+    if isinstance(n, bool) or not isinstance(n, (int,)) or n < 1:
+        raise ValueError(f"n={n!r} must be a positive integer number of threads")
+    core = None
+    if _cpp_status()[0]:
+        from fastpanel import _core as core
+    omp_before = int(core.get_num_threads()) if core is not None else None
+    numba_before = None
+    if "numba" in sys.modules:
+        import numba
+
+        numba_before = int(numba.get_num_threads())
+    token = _thread_override.set(n)
+    try:
+        if core is not None:
+            core.set_num_threads(n)
+        if "numba" in sys.modules:
+            _apply_numba_threads()
+        yield
+    finally:
+        _thread_override.reset(token)
+        if core is not None and omp_before is not None:
+            core.set_num_threads(omp_before)
+        if "numba" in sys.modules:
+            import numba
+
+            if numba_before is not None:
+                numba.set_num_threads(numba_before)
+            else:  # Numba was loaded inside the block: back to the process setting
+                fallback = _thread_override.get() or _num_threads or numba.config.NUMBA_NUM_THREADS
+                numba.set_num_threads(min(fallback, numba.config.NUMBA_NUM_THREADS))
 
 
 def get_num_threads() -> int:
-    """Return the thread count the kernels use."""
+    """Return the thread count the kernels called from this thread use."""
+    override = _thread_override.get()
+    if override is not None:
+        return override
     if _num_threads is not None:
         return _num_threads
     if _cpp_status()[0]:
