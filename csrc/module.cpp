@@ -11,6 +11,7 @@ void register_ols(py::module_& m);
 void register_kway(py::module_& m);
 void register_wildboot(py::module_& m);
 void register_schur_dense(py::module_& m);
+void register_oneway_scatter(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -31,4 +32,5 @@ PYBIND11_MODULE(_core, m) {
     fastpanel::register_kway(m);
     fastpanel::register_wildboot(m);
     fastpanel::register_schur_dense(m);
+    fastpanel::register_oneway_scatter(m);
 }

@@ -21,6 +21,9 @@ def within_twoway_pass1(
     weights: np.ndarray,
     want_schur: bool,
 ) -> tuple[np.ndarray, np.ndarray]: ...
+def within_oneway_scatter(
+    X: np.ndarray, out: np.ndarray, codes: np.ndarray, n_levels: int, weights: np.ndarray
+) -> int: ...
 def within_schur_dense(
     order: np.ndarray, group_starts: np.ndarray, codes_b: np.ndarray, n_b: int, weights: np.ndarray
 ) -> np.ndarray: ...

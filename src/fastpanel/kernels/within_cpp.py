@@ -24,7 +24,7 @@ WithinRows = _core.WithinRows
 #: ``WithinRows``. ``n_b = 0``: one-way.
 WithinCodes = _core.WithinCodes
 
-__all__ = ["WithinCodes", "WithinRows", "oneway", "schur_dense", "twoway_pass1", "twoway_pass2"]
+__all__ = ["WithinCodes", "WithinRows", "oneway", "oneway_scatter", "schur_dense", "twoway_pass1", "twoway_pass2"]
 
 
 def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> int:
@@ -46,6 +46,13 @@ def twoway_pass1(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``r`` (n_b, p) and the Schur matrix (n_b, n_b; empty unless ``want_schur``)."""
     return _core.within_twoway_pass1(X, order, group_starts, codes_b, int(n_b), weights, bool(want_schur))
+
+
+def oneway_scatter(X: np.ndarray, out: np.ndarray, codes: np.ndarray, n_levels: int, weights: np.ndarray) -> int:
+    """``out = X`` minus weighted means by level, rows in any order (``csrc/oneway_scatter.cpp``):
+    two streamed passes with a per-level table instead of gathering each level's rows through the
+    sort permutation. Returns the number of non-finite (level, column) means."""
+    return _core.within_oneway_scatter(X, out, codes, int(n_levels), weights)
 
 
 def schur_dense(order: np.ndarray, group_starts: np.ndarray, codes_b: np.ndarray, n_b: int,
