@@ -18,6 +18,11 @@ Groups (``<case>-<size>``):
   the row-order target), pyfixest's ``demean`` on the shuffled rows.
 * ``within-memory-10M``: peak extra memory of the two-way transform (large only).
 
+Every fixed-effects group also has ``within-py``: ``within.solve_batch(codes, X)`` (the Rust
+LSMR solver behind pyfixest 0.70's default; default options: tol 1e-8, adaptive
+diagonal/Schwarz preconditioner), the codes given as an (n, k) uint32 Fortran array, its
+preferred form, built outside the timing. Convergence and iterations are in ``extra_info``.
+
 fastpanel's numba backend is JIT-compiled before timing (module fixture ``warm``).
 """
 
@@ -82,6 +87,26 @@ def _demean_pyfixest(X: np.ndarray, flist: np.ndarray, weights: np.ndarray) -> n
     return out
 
 
+def _within_codes(*cols: np.ndarray) -> np.ndarray:
+    """The (n, k) uint32 Fortran code matrix within-py takes (built outside the timing)."""
+    codes = np.empty((cols[0].shape[0], len(cols)), dtype=np.uint32, order="F")
+    for j, c in enumerate(cols):
+        codes[:, j] = c
+    return codes
+
+
+def _bench_within_py(benchmark, panel: Panel, codes: np.ndarray, check: bool = True) -> None:
+    within = pytest.importorskip("within")
+    within.solve_batch(codes[:1000], np.asfortranarray(panel.X[:1000]))  # thread pool start-up
+    res = benchmark(within.solve_batch, codes, panel.X)
+    _info(benchmark, panel, converged=bool(all(res.converged)),
+          iterations=[int(i) for i in res.iterations], time_setup=float(res.time_setup))
+    if check:  # same answer as fastpanel, to within-py's tolerance (not timed)
+        ids = [codes[:, j] for j in range(codes.shape[1])]
+        mine = fastpanel.within(panel.X, ids if len(ids) > 1 else ids[0], backend="cpp")
+        assert np.abs(res.demeaned - mine).max() < 1e-5 * max(1.0, float(np.abs(panel.X).max()))
+
+
 def _pandas_oneway(df: pd.DataFrame, key: np.ndarray) -> pd.DataFrame:
     return df - df.groupby(key, sort=False).transform("mean")
 
@@ -135,6 +160,12 @@ def test_oneway_pyfixest(benchmark, panel: Panel) -> None:
     out = benchmark(_demean_pyfixest, panel.X, flist, weights)
     _info(benchmark, panel, tol=PYFIXEST_TOL)
     assert out.shape == panel.X.shape
+
+
+def test_oneway_within_py(benchmark, panel: Panel) -> None:
+    benchmark.group = f"within-oneway-{panel.name}"
+    benchmark.name = "within-py"
+    _bench_within_py(benchmark, panel, _within_codes(panel.entity))
 
 
 def test_oneway_pandas(benchmark, panel: Panel) -> None:
@@ -203,6 +234,12 @@ def test_twoway_pyfixest(benchmark, panel: Panel) -> None:
     assert np.abs(out - mine).max() < 1e-5 * max(1.0, float(np.abs(panel.X).max()))
 
 
+def test_twoway_within_py(benchmark, panel: Panel) -> None:
+    benchmark.group = f"within-twoway-{panel.name}"
+    benchmark.name = "within-py"
+    _bench_within_py(benchmark, panel, _within_codes(panel.entity, panel.time))
+
+
 def test_twoway_pandas(benchmark, panel: Panel) -> None:
     benchmark.group = f"within-twoway-{panel.name}"
     benchmark.name = "pandas-groupby-alternating"
@@ -251,6 +288,12 @@ def test_twoway_shuffled_pyfixest(benchmark, shuffled: Panel) -> None:
     _info(benchmark, shuffled, tol=PYFIXEST_TOL)
     mine = fastpanel.within(shuffled.X, [shuffled.entity, shuffled.time], backend="cpp")
     assert np.abs(out - mine).max() < 1e-5 * max(1.0, float(np.abs(shuffled.X).max()))
+
+
+def test_twoway_shuffled_within_py(benchmark, shuffled: Panel) -> None:
+    benchmark.group = f"within-twoway-shuffled-{shuffled.name}"
+    benchmark.name = "within-py"
+    _bench_within_py(benchmark, shuffled, _within_codes(shuffled.entity, shuffled.time))
 
 
 # --------------------------------------------------------------------------------------------
