@@ -15,12 +15,13 @@ What is patched (module attributes, looked up by pyfixest at call time):
 * the same name as imported into ``pyfixest.estimation.models.fepois_`` and ``...feglm_``
   (the IRLS loops of ``fepois`` and ``feglm``, which demean once per iteration);
 * the public helper ``demean(x, flist, weights, tol, maxiter)``: in ``pyfixest.core.demean``,
-  ``pyfixest.core`` and ``pyfixest.estimation``;
+  ``pyfixest.core`` and ``pyfixest.estimation``.
 
 Not patched: ``pyfixest.estimation.post_estimation.ritest.demean``. pyfixest's fast
-randomisation-inference path calls it from inside numba-compiled code, which cannot call a
-Python function (patching it made all 20 of the suite's ritest cases fail with a numba typing
-error), so ``ritest`` keeps pyfixest's own demeaner.
+randomisation-inference path (``ritest(..., choose_algorithm="fast")``) calls it from inside
+Numba-compiled code, which cannot call a Python function (patching it made all 20 of the
+suite's ritest cases fail with a Numba typing error), so that path keeps pyfixest's Numba MAP
+demeaner; ``choose_algorithm="slow"`` refits with ``feols`` and so runs on fastpanel.
 
 :func:`uninstall` puts every original object back (the very same objects). Code that bound one
 of these functions to a name of its own *before* :func:`install` (``from pyfixest.core import
