@@ -30,6 +30,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "feols": "fastpanel.ols",
     "PanelOLS": "fastpanel.ols",
+    "PanelIV": "fastpanel.ols",
+    "IVResults": "fastpanel.ols",
     "etable": "fastpanel.ols",
     "threshold": "fastpanel.panel_threshold",
     "ThresholdPanel": "fastpanel.panel_threshold",

@@ -332,7 +332,13 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
         )
     if ssc not in cov.SSC_PRESETS:
         raise ValueError(f"ssc={ssc!r} is not a preset; use one of {cov.SSC_PRESETS}")
-    lhs, rhs, fes = _parse(fml)
+    lhs, rhs, fes, iv = _parse(fml)
+    if iv is not None:
+        raise ValueError(
+            f"formula {fml!r}: IV (2SLS) fits are not implemented on Dask yet (the Gram matrix of the "
+            "transformed [y, x, d, z] would suffice, as for OLS, but the first stage and its diagnostics are "
+            "not wired through the partitions); fit in memory with fastpanel.feols on a pandas DataFrame"
+        )
     if not 1 <= len(fes) <= 2:
         raise ValueError(f"formula {fml!r}: " + SUPPORTED)
     xs = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "0", "1")]

@@ -375,6 +375,8 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
     ``b_(-g) = (A - X_g'X_g)^{-1} (X'y - X_g'y_g)`` is exact. Otherwise the model is refitted
     without each cluster (the fixed effects re-estimated), which is exact and costs G fits.
     """
+    if hasattr(state, "crv3_params"):  # an estimator with its own leave-out fit (2SLS)
+        return state.crv3_params(codes, n_groups)
     factors = state.fe_factors
     k = state.k
     if all(nested_in(f.codes, f.n_levels, codes) for f in factors):

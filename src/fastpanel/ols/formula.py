@@ -47,17 +47,28 @@ def _check_columns(names: list[str], columns: list[str], what: str) -> None:
             raise ValueError(f"{what} names column {name!r}, which is not in data{hint}")
 
 
-def _parse(fml: str) -> tuple[str, str, list[str]]:
+def _parse(fml: str) -> tuple[str, str, list[str], tuple[str, str] | None]:
+    """``(lhs, rhs, fixed effects, (endogenous, instruments) or None)`` of
+    ``y ~ x | fe1 + fe2 | d ~ z`` (the fixed-effect and IV parts optional, in that order)."""
     if not isinstance(fml, str) or "~" not in fml:
         raise ValueError(f"formula {fml!r} must look like 'y ~ x1 + x2' or 'y ~ x1 | fe1 + fe2'")
     parts = fml.split("|")
+    iv = None
+    if len(parts) >= 2 and "~" in parts[-1]:
+        endog, inst = (p.strip() for p in parts[-1].split("~", 1))
+        if not endog or not inst or "~" in inst:
+            raise ValueError(f"formula {fml!r}: the IV part must look like '| d1 + d2 ~ z1 + z2 + z3'")
+        iv = (endog, inst)
+        parts = parts[:-1]
     if len(parts) > 2:
-        raise ValueError(f"formula {fml!r} has more than one '|'; write 'y ~ x | fe1 + fe2'")
+        raise ValueError(f"formula {fml!r} has too many '|'; write 'y ~ x | fe1 + fe2' or 'y ~ x | fe | d ~ z'")
+    if len(parts) == 2 and "~" in parts[1]:
+        raise ValueError(f"formula {fml!r}: the IV part '| d ~ z' must come last, after the fixed effects")
     main = parts[0].strip()
     lhs, rhs = (s.strip() for s in main.split("~", 1))
     fes = [f.strip() for f in parts[1].split("+")] if len(parts) == 2 else []
     fes = [f for f in fes if f and f != "0"]
-    return lhs, rhs, fes
+    return lhs, rhs, fes, iv
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -207,7 +218,7 @@ def feols(
     spec = cov.parse_vcov(vcov)
     if ssc not in cov.SSC_PRESETS:
         raise ValueError(f"ssc={ssc!r} is not a preset; use one of {cov.SSC_PRESETS}")
-    lhs, rhs, fes = _parse(fml)
+    lhs, rhs, fes, iv = _parse(fml)
     dup = sorted({f for f in fes if fes.count(f) > 1})
     if dup:
         raise ValueError(
@@ -215,6 +226,9 @@ def feols(
             "fixed effect once"
         )
     main_vars = _required(f"{lhs} ~ {rhs}")
+    if iv is not None:
+        iv_vars = _required(f"{iv[0]} ~ {iv[1]}")
+        main_vars = list(dict.fromkeys(main_vars + iv_vars))
     cluster_cols = [c for c in spec.clusters if isinstance(c, str)]
     if len(cluster_cols) != len(spec.clusters):
         raise TypeError("in feols, cluster variables are column names: e.g. vcov={'CRV1': 'firm'}")
@@ -231,7 +245,7 @@ def feols(
     for v in main_vars:
         s = df[v]
         if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype)):
-            if not re.search(rf"C\(\s*{re.escape(v)}\s*[,)]", rhs) or v == lhs:
+            if not re.search(rf"C\(\s*{re.escape(v)}\s*[,)]", rhs + ("" if iv is None else iv[1])) or v == lhs:
                 raise TypeError(
                     f"column {v!r} has non-numeric dtype {s.dtype}; declare it categorical in the formula "
                     f"with C({v}) or convert it to numbers"
@@ -240,6 +254,9 @@ def feols(
         raise ValueError("vcov={'DK': lags} needs the period column: pass time='year' (the column name)")
 
     def fit_one(frame: pd.DataFrame) -> OLSResults:
+        if iv is not None:
+            return _fit_iv(frame, lhs, rhs, iv, fes, spec, ssc, weights, time, cluster_cols, drop_singletons,
+                           backend, collin_tol)
         y, X, names, has_int, buf = _design(lhs, rhs, frame, bool(fes))
         # One array object per column: a cluster or period column that is also a fixed effect
         # then shares its factorisation (and is recognised as nested at no cost).
@@ -286,6 +303,51 @@ def feols(
             raise type(exc)(f"{split_col} = {value!r}: {exc}") from exc
         out[value].n_missing_split = n_missing
     return out
+
+
+def _iv_columns(expr: str, frame: pd.DataFrame, what: str) -> tuple[list[np.ndarray], list[str]]:
+    """The columns of the endogenous or instrument part (plain names, or formulaic terms)."""
+    terms = [t.strip() for t in expr.split("+") if t.strip()]
+    if all(_IDENT.match(t) and t in frame.columns and pd.api.types.is_numeric_dtype(frame[t]) for t in terms):
+        return [_float_column(frame[t]) for t in terms], terms
+    import formulaic
+
+    mm = formulaic.model_matrix(f"0 + {expr}", frame, na_action="ignore")
+    names = [str(c) for c in mm.columns]
+    if not names:
+        raise ValueError(f"the {what} part {expr!r} of the formula gives no column")
+    arr = np.asarray(mm, dtype=np.float64)
+    return [np.ascontiguousarray(arr[:, j]) for j in range(arr.shape[1])], names
+
+
+def _fit_iv(frame, lhs, rhs, iv, fes, spec, ssc, weights, time, cluster_cols, drop_singletons, backend, collin_tol):
+    from fastpanel.ols.iv import estimate_iv
+    from fastpanel.ols.iv_results import IVResults
+
+    y, X, names, has_int, _ = _design(lhs, rhs, frame, bool(fes))
+    d_cols, d_names = _iv_columns(iv[0], frame, "endogenous")
+    z_cols, z_names = _iv_columns(iv[1], frame, "instrument")
+    M = np.empty((len(frame), 1 + X.shape[1] + len(d_cols) + len(z_cols)), order="F")
+    M[:, 0] = y
+    M[:, 1:1 + X.shape[1]] = X
+    _fill(M, d_cols + z_cols, 1 + X.shape[1])
+    arrays: dict[str, np.ndarray] = {}
+
+    def column(name: str) -> np.ndarray:
+        if name not in arrays:
+            arrays[name] = frame[name].to_numpy()
+        return arrays[name]
+
+    extra = {f"__cluster__{c}": column(c) for c in cluster_cols}
+    if time is not None:
+        extra["__time__"] = column(time)
+    state = estimate_iv(
+        M, names, d_names, z_names, lhs, [(f, column(f)) for f in fes],
+        weights=None if weights is None else frame[weights].to_numpy(dtype=np.float64, na_value=np.nan),
+        extra=extra, drop_singletons_=drop_singletons, has_intercept=has_int, backend=backend,
+        collin_tol=collin_tol, keep_raw=spec.kind == "CRV3",
+    )
+    return IVResults(state, spec, ssc)
 
 
 class MissingSplitWarning(UserWarning):

@@ -153,6 +153,67 @@ def drop_singletons(factors: list[Factor], keep: np.ndarray) -> np.ndarray:
     return keep
 
 
+def check_weights(weights: Any, n: int) -> np.ndarray | None:
+    """Weights as float64 (NaN kept: those rows are dropped), refusing a wrong length, inf or
+    non-positive values."""
+    if weights is None:
+        return None
+    w = _as_vector(weights, "weights")
+    if w.shape[0] != n:
+        raise ValueError(f"weights has length {w.shape[0]} but y has {n}; pass one weight per row")
+    _check_inf(w, ["weights"])
+    with np.errstate(invalid="ignore"):
+        if (w <= 0).any():
+            raise ValueError("weights must be positive; drop rows with zero or negative weight first")
+    return w
+
+
+def clean_rows(
+    bad: np.ndarray, w: np.ndarray | None, fe: Sequence[tuple[str, Any]], extra: dict[str, Any] | None,
+    drop_singletons_: bool,
+) -> tuple[np.ndarray, int, int, list[Factor], dict[str, Factor]]:
+    """Rows kept after listwise deletion and singleton removal, with the counts and factors.
+
+    ``bad`` marks rows with a missing value in the data columns; missing weights, fixed-effect
+    ids and cluster/period ids (``extra``) are added here. Returns ``(keep, n_nan, n_singletons,
+    factors, extra_factors)``, the factors already restricted to the kept rows.
+    """
+    n = bad.shape[0]
+    factors = [factorize(arr, name) for name, arr in fe]
+    for f in factors:
+        if f.n_obs != n:
+            raise ValueError(f"fixed effect {f.name!r} has {f.n_obs} rows but y has {n}")
+    bad = bad.copy()
+    if w is not None:
+        bad |= np.isnan(w)
+    for f in factors:
+        if f.has_missing:
+            bad |= f.codes < 0
+    extra_factors: dict[str, Factor] = {}
+    fe_by_id = {id(arr): f for (_, arr), f in zip(fe, factors)}
+    for key, arr in ({} if extra is None else dict(extra)).items():
+        label = _extra_label(str(key))
+        ef = fe_by_id.get(id(arr)) or factorize(arr, label)
+        if ef.n_obs != n:
+            raise ValueError(f"{label} has {ef.n_obs} rows but y has {n}; pass one value per row")
+        if ef.has_missing:
+            bad |= ef.codes < 0
+        extra_factors[key] = ef
+    n_nan = int(bad.sum())
+    keep = ~bad
+    n_single = 0
+    if factors and drop_singletons_:
+        keep2 = drop_singletons(factors, keep)
+        n_single = int(keep.sum() - keep2.sum())
+        keep = keep2
+    if not keep.all():
+        if not keep.any():
+            raise ValueError("no observations left after removing rows with NaN and singleton groups")
+        factors = [f.subset(keep) for f in factors]
+        extra_factors = {k_: f.subset(keep) for k_, f in extra_factors.items()}
+    return keep, n_nan, n_single, factors, extra_factors
+
+
 def _solve(
     X: np.ndarray, y: np.ndarray, ref: np.ndarray, names: list[str], collin_tol: float,
     gram: np.ndarray | None = None,
@@ -262,54 +323,15 @@ def estimate(
     if not all_finite:
         _check_inf(yv, [yname])
         _check_inf(Xm, names)
-    w = None
-    if weights is not None:
-        w = _as_vector(weights, "weights")
-        if w.shape[0] != n:
-            raise ValueError(f"weights has length {w.shape[0]} but y has {n}; pass one weight per row")
-        _check_inf(w, ["weights"])
-        with np.errstate(invalid="ignore"):
-            if (w <= 0).any():
-                raise ValueError("weights must be positive; drop rows with zero or negative weight first")
-
-    factors = [factorize(arr, name) for name, arr in fe]
-    for f in factors:
-        if f.n_obs != n:
-            raise ValueError(f"fixed effect {f.name!r} has {f.n_obs} rows but y has {n}")
-    extra_arrays = {} if extra is None else dict(extra)
+    w = check_weights(weights, n)
     bad = np.zeros(n, dtype=bool) if all_finite else np.isnan(yv)
     if Xm.shape[1] and not all_finite:
         bad |= np.isnan(Xm).any(axis=1) if Xm.shape[1] > 1 else np.isnan(Xm[:, 0])
-    if w is not None:
-        bad |= np.isnan(w)
-    for f in factors:
-        if f.has_missing:
-            bad |= f.codes < 0
-    extra_factors: dict[str, Factor] = {}
-    fe_by_id = {id(arr): f for (_, arr), f in zip(fe, factors)}
-    for key, arr in extra_arrays.items():
-        label = _extra_label(str(key))
-        ef = fe_by_id.get(id(arr)) or factorize(arr, label)
-        if ef.n_obs != n:
-            raise ValueError(f"{label} has {ef.n_obs} rows but y has {n}; pass one value per row")
-        if ef.has_missing:
-            bad |= ef.codes < 0
-        extra_factors[key] = ef
-    n_nan = int(bad.sum())
-    keep = ~bad
-    n_single = 0
-    if factors and drop_singletons_:
-        keep2 = drop_singletons(factors, keep)
-        n_single = int(keep.sum() - keep2.sum())
-        keep = keep2
+    keep, n_nan, n_single, factors, extra_factors = clean_rows(bad, w, fe, extra, drop_singletons_)
     if not keep.all():
-        if not keep.any():
-            raise ValueError("no observations left after removing rows with NaN and singleton groups")
         yv = yv[keep]
         Xm = Xm[keep]
         w = None if w is None else w[keep]
-        factors = [f.subset(keep) for f in factors]
-        extra_factors = {k_: f.subset(keep) for k_, f in extra_factors.items()}
     nobs = yv.shape[0]
     if nobs > 1 and np.ptp(yv) == 0:
         raise ValueError(
@@ -603,6 +625,16 @@ class PanelOLS:
         """
         from fastpanel.ols.results import OLSResults
 
+        spec, extra = self._vcov_extra(vcov, ssc)
+        state = estimate(
+            self.y, self.X, self.names, self.yname, self.fe, weights=self.weights, extra=extra,
+            drop_singletons_=self.drop_singletons, backend=backend, collin_tol=collin_tol,
+        )
+        return OLSResults(state, spec, ssc)
+
+    def _vcov_extra(self, vcov: Any, ssc: str) -> tuple[cov.VcovSpec, dict[str, Any]]:
+        """The parsed covariance (cluster variables renamed to their keys) and the cluster and
+        period arrays the fit must clean along with the data."""
         spec = cov.parse_vcov(vcov)
         if ssc not in cov.SSC_PRESETS:
             raise ValueError(f"ssc={ssc!r} is not a preset; use one of {cov.SSC_PRESETS}")
@@ -633,8 +665,4 @@ class PanelOLS:
             if self.time is None:
                 raise ValueError("vcov={'DK': lags} needs the period of each row: pass time= to PanelOLS")
             extra["__time__"] = self.time
-        state = estimate(
-            self.y, self.X, self.names, self.yname, self.fe, weights=self.weights, extra=extra,
-            drop_singletons_=self.drop_singletons, backend=backend, collin_tol=collin_tol,
-        )
-        return OLSResults(state, dataclasses.replace(spec, clusters=tuple(clusters)), ssc)  # keeps eigen_fix
+        return dataclasses.replace(spec, clusters=tuple(clusters)), extra  # keeps eigen_fix
