@@ -214,6 +214,11 @@ def render_fit(result: Any, fmt: str, args: argparse.Namespace) -> str:
         return json.dumps(payload, indent=2, allow_nan=False)
     caption = f"{args.formula}" + (f" (split by {args.split})" if args.split else "")
     notes = f"vcov: {vcov_text}; {rows_text(rows)}"
+    from fastpanel.report.results import iv_text
+
+    iv_lines = [t for t in (iv_text(res) for _, res in models) if t]
+    if iv_lines and len(models) == 1:
+        notes = f"{notes}\n{iv_lines[0]}"
     if len(models) == 1 and not args.split:
         table = coef_table(models[0][1], fmt, caption=caption, notes=notes)
     else:

@@ -160,7 +160,8 @@ def formula_columns(formula: str, frame: pd.DataFrame, source: str = "the data"
                     ) -> tuple[list[str], list[str], list[str]]:
     """Columns named in ``formula``: (numeric-use columns, categorical-use columns, FE columns).
 
-    Identifiers inside ``C(...)`` are categorical uses; names after ``|`` are fixed effects.
+    Identifiers inside ``C(...)`` are categorical uses; names after ``|`` are fixed effects, except
+    those of a final IV part ``| d ~ z``, which are numeric.
     A name that is neither a column nor called as a function raises :class:`CLIError`
     naming close matches.
     """
@@ -168,6 +169,10 @@ def formula_columns(formula: str, frame: pd.DataFrame, source: str = "the data"
         raise CLIError(f"formula {formula!r} has no '~'; write it as \"y ~ x1 + x2 | entity + time\"")
     formula = re.sub(r"(['\"]).*?\1", " ", formula)  # quoted strings are not column names
     main, _, effects = formula.partition("|")
+    parts = effects.split("|") if effects else []
+    if parts and "~" in parts[-1]:  # the IV part 'd ~ z' of 'y ~ x | fe | d ~ z': numeric columns
+        main = f"{main} + {parts[-1].replace('~', '+')}"
+        effects = "|".join(parts[:-1])
     unknown = [m.group(1) for m in re.finditer(r"([A-Za-z_][A-Za-z_0-9.]*)\s*(\()?", formula)
                if m.group(2) is None and m.group(1) not in frame.columns]
     if unknown:

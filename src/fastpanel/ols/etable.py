@@ -56,6 +56,14 @@ class ETable:
         stats.append(["R2", *(f"{r.rsquared:.{digits}f}" for r in results)])
         stats.append(["R2 within", *(f"{r.rsquared_within:.{digits}f}" for r in results)])
         stats.append(["vcov", *(r.vcov_label for r in results)])
+        is_iv = [hasattr(r, "endog_names") for r in results]
+        if any(is_iv):  # 2SLS columns: the estimator and the strength of the first stage
+            stats.insert(len(fes), ["Estimator", *("2SLS" if iv else "OLS" for iv in is_iv)])
+            stats.append(["First-stage F", *(
+                ", ".join(f"{v:.1f}" for v in r.first_stage_f.to_numpy()) if iv else "" for r, iv in zip(results, is_iv))])
+            if any(iv and len(r.endog_names) > 1 for r, iv in zip(results, is_iv)):
+                stats.append(["KP rk Wald F", *(
+                    f"{r.kp_rk_wald_f:.1f}" if iv and len(r.endog_names) > 1 else "" for r, iv in zip(results, is_iv))])
         # wild cluster bootstrap p-values (and CIs) of the coefficients tested on each fit
         boot_names = [n for n in names if any(n in (getattr(r, "wildboot_results", None) or {}) for r in results)]
         for n in boot_names:

@@ -330,7 +330,7 @@ def _fit_iv(frame, lhs, rhs, iv, fes, spec, ssc, weights, time, cluster_cols, dr
     M = np.empty((len(frame), 1 + X.shape[1] + len(d_cols) + len(z_cols)), order="F")
     M[:, 0] = y
     M[:, 1:1 + X.shape[1]] = X
-    _fill(M, d_cols + z_cols, 1 + X.shape[1])
+    _fill(M, z_cols + d_cols, 1 + X.shape[1])  # estimate_iv's column order [y, E, Z, D]
     arrays: dict[str, np.ndarray] = {}
 
     def column(name: str) -> np.ndarray:

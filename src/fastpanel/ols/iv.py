@@ -49,6 +49,9 @@ from fastpanel.ols.model import (
     _check_inf,
     _check_scale,
     _gram,
+    _OFFSET_RATIO,
+    _raw_moments,
+    _shift_large_means,
     check_weights,
     clean_rows,
 )
@@ -89,7 +92,7 @@ class IVState(FitState):
         if all(nested_in(f.codes, f.n_levels, codes) for f in self.fe_factors):
             # Removing a cluster leaves the other clusters' transformed data unchanged: downdate
             # the Gram matrix of [y, E, D, Z_excluded] by the cluster's own cross-products.
-            cols = np.column_stack([self.yt, self.W[:, :ke], self.D, self.W[:, ke:]])
+            cols = np.column_stack([self.yt, self.W, self.D])
             total = cols.T @ cols
             p = cols.shape[1]
             per = np.empty((n_groups, p, p))
@@ -112,19 +115,19 @@ class IVState(FitState):
 
 
 def _tsls_from_gram(G: np.ndarray, ke: int, kd: int) -> np.ndarray:
-    """2SLS coefficients ``[b_E, b_D]`` from the Gram matrix of ``[y, E, D, Z]`` (least squares
+    """2SLS coefficients ``[b_E, b_D]`` from the Gram matrix of ``[y, E, Z, D]`` (least squares
     solves, so a leave-out sample that loses rank still gives the minimum-norm answer)."""
+    p = G.shape[0]
     iE = np.arange(1, 1 + ke)
-    iD = np.arange(1 + ke, 1 + ke + kd)
-    iW = np.concatenate([iE, np.arange(1 + ke + kd, G.shape[0])])
+    iW = np.arange(1, p - kd)
+    iD = np.arange(p - kd, p)
     WW = G[np.ix_(iW, iW)]
     d = 1.0 / np.sqrt(np.maximum(np.diag(WW), np.finfo(float).tiny))
     # equilibrated solves: a scale cutoff must not truncate a column of small units
-    Pi = d[:, None] * np.linalg.lstsq(WW * d[:, None] * d[None, :], G[np.ix_(iW, iD)] * d[:, None], rcond=None)[0]
-    Wy = G[iW, 0]
     WD = G[np.ix_(iW, iD)]
+    Pi = d[:, None] * np.linalg.lstsq(WW * d[:, None] * d[None, :], WD * d[:, None], rcond=None)[0]
     A = np.block([[G[np.ix_(iE, iE)], G[np.ix_(iE, iD)]], [G[np.ix_(iD, iE)], WD.T @ Pi]])
-    rhs = np.concatenate([G[iE, 0], Pi.T @ Wy])
+    rhs = np.concatenate([G[iE, 0], Pi.T @ G[iW, 0]])
     e = 1.0 / np.sqrt(np.maximum(np.diag(A), np.finfo(float).tiny))
     return e * np.linalg.lstsq(A * e[:, None] * e[None, :], rhs * e, rcond=None)[0]
 
@@ -185,8 +188,9 @@ def estimate_iv(
 ) -> IVState:
     """Clean, transform and solve a 2SLS model; see the module docstring.
 
-    ``M`` is a float64 array ``[y, E, D, Z]`` (n x (1 + k_e + k_d + L)) that this function owns:
-    it may be transformed in place.
+    ``M`` is a float64 array ``[y, E, Z, D]`` (n x (1 + k_e + L + k_d); outcome, exogenous
+    regressors, excluded instruments, endogenous regressors, so that ``W = [E, Z]`` is a view)
+    that this function owns: it is transformed in place.
     """
     exog_names, endog_names, instrument_names = list(exog_names), list(endog_names), list(instrument_names)
     _check_names(exog_names, endog_names, instrument_names)
@@ -201,19 +205,35 @@ def estimate_iv(
     n = M.shape[0]
     if n == 0:
         raise ValueError("y has no rows; pass at least one observation")
-    names_all = [yname, *exog_names, *endog_names, *instrument_names]
-    with np.errstate(all="ignore"):
-        finite = np.isfinite(M)
-    bad = ~finite.all(axis=1)
-    if bad.any():
-        _check_inf(M, names_all)
+    names_all = [yname, *exog_names, *instrument_names, *endog_names]  # the column order of M
+    if not M.flags.f_contiguous:
+        M = np.asfortranarray(M)
     w = check_weights(weights, n)
+    # One fused pass (column sums and the Gram matrix) gives the moments and, being non-finite
+    # as soon as one value is, the NaN/inf check of clean data.
+    with np.errstate(all="ignore"):
+        moments = _raw_moments(M, None if w is None or np.isnan(w).any() else w)
+    all_finite = bool(np.isfinite(moments[1]).all() and np.isfinite(moments[2]).all())
+    bad = np.zeros(n, dtype=bool)
+    if not all_finite:
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(M).all(axis=1)
+        _check_inf(M, names_all)
     keep, n_nan, n_single, factors, extra_factors = clean_rows(bad, w, fe, extra, drop_singletons_)
     if not keep.all():
-        M = np.asfortranarray(M[keep])
+        idx = np.flatnonzero(keep)
+        sub = np.empty((idx.size, M.shape[1]), order="F")
+        for j in range(M.shape[1]):
+            np.take(M[:, j], idx, out=sub[:, j])
+        M = sub
         w = None if w is None else w[keep]
-    elif not M.flags.f_contiguous:
-        M = np.asfortranarray(M)
+        moments = _raw_moments(M, w)
+    total_w, means, centered = moments
+    sd = np.sqrt(np.maximum(np.diag(centered), 0.0) / max(total_w, np.finfo(float).tiny))
+    if (np.abs(means) > _OFFSET_RATIO * sd).any():
+        # One-pass centring loses eps (mean / sd)^2 relative: centre exactly (two passes) when a
+        # column's mean dwarfs its spread (1e8 + noise).
+        total_w, means, centered = _raw_moments(M, np.ones(M.shape[0]) if w is None else w)
     nobs = M.shape[0]
     yv = M[:, 0]
     if nobs > 1 and np.ptp(yv) == 0:
@@ -221,31 +241,29 @@ def estimate_iv(
             f"the dependent variable {yname!r} is constant ({yv[0]:g}) on the {nobs} rows used; "
             "nothing to explain: check the variable and the sample"
         )
-    wn = np.ones(nobs) if w is None else w
-    means = (wn @ M) / wn.sum()
-    centered_ss = np.einsum("ij,ij->j", (M - means) * wn[:, None], M - means)
+    centered_ss = np.maximum(np.diag(centered), 0.0)
     tss = float(centered_ss[0])
     # The collinearity scale: centred sums of squares with fixed effects (an offset must not make
     # a column look absorbed), raw ones without (the intercept is then a column of E).
-    ref = centered_ss if factors else np.einsum("ij,ij->j", M * wn[:, None], M)
+    ref = centered_ss if factors else centered_ss + total_w * means ** 2
     _check_scale(ref[1:], M[:, 1:], names_all[1:])
-    raw = M.copy() if (keep_raw and factors) else None
+    raw = M.copy(order="F") if (keep_raw and factors) else None
 
     backend_used, fe_rank = "numpy", None
     if factors:
-        # Shift each column by its first value (the effects absorb constants) so that 1e8 + noise
-        # keeps its digits through the transform; M is ours, so in place.
-        M -= M[0].copy()
+        # Columns whose mean dwarfs their spread (1e8 + noise) are shifted by a value of their own
+        # first (the effects absorb constants), so the transform keeps their digits; M is ours.
+        _shift_large_means(M, means, centered, total_w)
         M, info = within(M, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=M)
         backend_used, fe_rank = info.backend, info.n_identified
-    Mt = M * np.sqrt(w)[:, None] if w is not None else M
-    Mt = np.asfortranarray(Mt)
-    G = _gram(Mt)[1]
+    if w is not None:
+        M *= np.sqrt(w)[:, None]
+    G = _gram(M)[1]
     thresh = collin_tol * np.maximum(ref, np.finfo(float).tiny)
 
     iE = list(range(1, 1 + ke))
-    iD = list(range(1 + ke, 1 + ke + kd))
-    iZ = list(range(1 + ke + kd, 1 + ke + kd + L))
+    iZ = list(range(1 + ke, 1 + ke + L))
+    iD = list(range(1 + ke + L, 1 + ke + L + kd))
     kept_EZ = _pivots_kept(G, thresh, iE + iZ)
     kE = [j for j in iE if j in kept_EZ]
     kZ = [j for j in iZ if j in kept_EZ]
@@ -313,14 +331,17 @@ def estimate_iv(
     bread = scipy.linalg.cho_solve(cA, np.eye(A.shape[0]), check_finite=False)
     bread = 0.5 * (bread + bread.T)
 
-    W = Mt[:, kW]
-    D = Mt[:, kD]
-    yt = Mt[:, 0]
+    W = _columns(M, kW)
+    D = _columns(M, kD)
+    yt = M[:, 0]
     Xhat = np.empty((nobs, nE + len(kD)), order="F")
-    Xhat[:, :nE] = Mt[:, kE]
+    Xhat[:, :nE] = M[:, kE]
     Xhat[:, nE:] = W @ Pi
-    u = yt - Mt[:, kE + kD] @ params
+    u = yt.copy()
+    for b, j in zip(params, kE + kD):
+        u -= b * M[:, j]
     names = [names_all[j] for j in kE + kD]
+    order = [0, *kE, *kZ, *kD]
     return IVState(
         yname=yname, names=names, params=params, X=Xhat, u=u, bread=bread, ssr=float(u @ u),
         tss_within=float(G[0, 0]) if factors else tss, tss=tss, nobs=nobs, n_dropped=n_nan + n_dropped_before,
@@ -330,9 +351,19 @@ def estimate_iv(
         _fe_df_exact=fe_rank if factors and len(factors) >= 3 else None,
         exog_names=[names_all[j] for j in kE], endog_names=[names_all[j] for j in kD],
         instrument_names=[names_all[j] for j in kZ], W=W, D=D, yt=yt, Pi=Pi, WW_inv=WW_inv,
-        raw=None if raw is None else np.asfortranarray(raw[:, [0, *kE, *kD, *kZ]]),
-        col_tss=centered_ss[[0, *kE, *kD, *kZ]],
+        raw=None if raw is None else _columns(raw, order),
+        col_tss=centered_ss[order],
     )
+
+
+def _columns(M: np.ndarray, cols: list[int]) -> np.ndarray:
+    """``M[:, cols]``: a view when the columns are a contiguous run, else a Fortran copy."""
+    if cols and cols == list(range(cols[0], cols[0] + len(cols))):
+        return M[:, cols[0]:cols[0] + len(cols)]
+    out = np.empty((M.shape[0], len(cols)), order="F")
+    for i, j in enumerate(cols):
+        out[:, i] = M[:, j]
+    return out
 
 
 def _names_of(arr: Any, given: Sequence[str] | None, prefix: str) -> list[str]:
@@ -417,7 +448,7 @@ class PanelIV:
             if len(nm) != arr.shape[1]:
                 raise ValueError(f"{what} has {len(nm)} entries but the array has {arr.shape[1]} columns")
         _check_names(self.exog_names, self.endog_names, self.instrument_names)
-        self._M = np.column_stack([yv, E, D, Z]).astype(np.float64, copy=False)
+        self._M = np.column_stack([yv, E, Z, D]).astype(np.float64, copy=False)
         # The fixed-effect and cluster bookkeeping is PanelOLS's (one code path for both).
         self._ols = PanelOLS(yv, E if E.shape[1] else np.zeros((n, 1)), entity, time, entity_effects=entity_effects,
                              time_effects=time_effects, other_effects=other_effects, weights=weights,
@@ -437,7 +468,7 @@ class PanelIV:
         spec, extra = self._ols._vcov_extra(vcov, ssc)
         ols = self._ols
         state = estimate_iv(
-            np.asfortranarray(self._M, dtype=np.float64).copy(order="F"), self.exog_names, self.endog_names,
+            np.array(self._M, dtype=np.float64, order="F"), self.exog_names, self.endog_names,
             self.instrument_names, self.yname, ols.fe, weights=ols.weights, extra=extra,
             drop_singletons_=ols.drop_singletons, backend=backend, collin_tol=collin_tol,
             keep_raw=spec.kind == "CRV3",

@@ -54,9 +54,9 @@ def _raw_cols(state: "IVState") -> dict[str, np.ndarray | None]:
     """The untransformed kept columns (y, E, D, Z) of the cleaned sample, when kept."""
     if state.raw is None:
         return {"y": None, "E": None, "D": None, "Z": None}
-    ke, kd = len(state.exog_names), len(state.endog_names)
-    r = state.raw
-    return {"y": r[:, 0], "E": r[:, 1:1 + ke], "D": r[:, 1 + ke:1 + ke + kd], "Z": r[:, 1 + ke + kd:]}
+    ke, L = len(state.exog_names), len(state.instrument_names)
+    r = state.raw  # [y, E, Z, D]
+    return {"y": r[:, 0], "E": r[:, 1:1 + ke], "Z": r[:, 1 + ke:1 + ke + L], "D": r[:, 1 + ke + L:]}
 
 
 def ols_state(
@@ -95,7 +95,7 @@ def first_stage_states(state: "IVState") -> dict[str, FitState]:
     ke = len(state.exog_names)
     return {
         d: _first_stage_state(state, state.D[:, j], None if raw["D"] is None else raw["D"][:, j], d,
-                              float(state.col_tss[1 + ke + j]))
+                              float(state.col_tss[1 + ke + len(state.instrument_names) + j]))
         for j, d in enumerate(state.endog_names)
     }
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["coef_frame", "model_dict", "split_models", "to_jsonable"]
+__all__ = ["coef_frame", "model_dict", "split_models", "to_jsonable", "iv_dict", "iv_text"]
 
 
 def _series(value: Any, index: pd.Index | None = None) -> pd.Series:
@@ -108,7 +108,45 @@ def model_dict(result: Any, truth: Mapping[str, float] | None = None) -> dict[st
         value = _scalar(result, name)
         if value is not None:
             out[name] = value
+    if hasattr(result, "endog_names") and hasattr(result, "first_stage_f"):  # an IV (2SLS) fit
+        out["iv"] = iv_dict(result)
     return out
+
+
+def iv_dict(result: Any) -> dict[str, Any]:
+    """The IV part of a 2SLS fit: variables, first-stage F, Kleibergen-Paap and Sanderson-Windmeijer
+    F (several endogenous regressors), Durbin-Wu-Hausman."""
+    out: dict[str, Any] = {
+        "endogenous": list(result.endog_names),
+        "instruments": list(result.instrument_names),
+        "first_stage_f": to_jsonable(result.first_stage_f),
+    }
+    if len(result.endog_names) > 1:
+        out["kp_rk_wald_f"] = to_jsonable(result.kp_rk_wald_f)
+        out["sanderson_windmeijer_f"] = to_jsonable(result.sw_f)
+    try:
+        dwh = result.dwh()
+        out["durbin_wu_hausman"] = {"stat": to_jsonable(dwh.stat), "pvalue": to_jsonable(dwh.pvalue),
+                                    "distribution": dwh.dist_label}
+    except ValueError as exc:  # e.g. a covariance that leaves the control-function test undefined
+        out["durbin_wu_hausman"] = {"error": str(exc)}
+    return out
+
+
+def iv_text(result: Any) -> str:
+    """One line on the IV part of a 2SLS fit (empty for other fits)."""
+    if not (hasattr(result, "endog_names") and hasattr(result, "first_stage_f")):
+        return ""
+    d = iv_dict(result)
+    fs = ", ".join(f"{k} {v:.4g}" for k, v in d["first_stage_f"].items())
+    parts = [f"IV (2SLS): endogenous {', '.join(d['endogenous'])}; instruments {', '.join(d['instruments'])}; "
+             f"first-stage F: {fs}"]
+    if "kp_rk_wald_f" in d:
+        parts.append(f"Kleibergen-Paap rk Wald F {d['kp_rk_wald_f']:.4g}")
+    dwh = d["durbin_wu_hausman"]
+    if "stat" in dwh:
+        parts.append(f"Durbin-Wu-Hausman {dwh['distribution']} = {dwh['stat']:.4g} (p = {dwh['pvalue']:.4g})")
+    return "; ".join(parts)
 
 
 def to_jsonable(value: Any) -> Any:
