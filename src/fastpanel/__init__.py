@@ -31,6 +31,7 @@ _LAZY = {
     "feols": "fastpanel.ols",
     "PanelOLS": "fastpanel.ols",
     "PanelIV": "fastpanel.ols",
+    "VaryingSlopes": "fastpanel.slopes",
     "IVResults": "fastpanel.ols",
     "etable": "fastpanel.ols",
     "threshold": "fastpanel.panel_threshold",

@@ -28,7 +28,7 @@ import numpy as np
 
 from fastpanel._backend import Backend, kernel_module, resolve_backend
 from fastpanel._validation import as_float_matrix, as_weights, nonfinite_rows
-from fastpanel.factor import Factor
+from fastpanel.factor import Factor, factorize
 from fastpanel.fixed_effects import FixedEffects
 
 __all__ = ["ConvergenceWarning", "WithinInfo", "within", "twoway_gamma", "DIRECT_MAX_LEVELS"]
@@ -54,8 +54,8 @@ class WithinInfo:
     method : str
         ``"oneway"``, ``"twoway-balanced"``, ``"twoway-direct"``, ``"twoway-cg"``,
         ``"alternating-projections"``, ``"kway-direct"`` or ``"kway-cg"`` (exact Schur complement
-        solver for three or more dimensions, :mod:`fastpanel.kway`), or ``"none"`` (X has no
-        columns).
+        solver for three or more dimensions, :mod:`fastpanel.kway`), ``"slopes-*"`` (varying
+        slopes, :mod:`fastpanel.slopes`), or ``"none"`` (X has no columns).
     backend : str
         Backend that ran the kernels.
     n_dropped : int
@@ -449,7 +449,9 @@ def within(
         upcast to float64. X is never modified.
     ids : array-like or sequence of array-like or FixedEffects
         One id array (one-way), a sequence of id arrays / a 2-D array / a DataFrame
-        (multi-way), or a prepared :class:`fastpanel.FixedEffects` (reused structure).
+        (multi-way), or a prepared :class:`fastpanel.FixedEffects` (reused structure). The
+        sequence may hold :class:`fastpanel.VaryingSlopes` (a slope per level, fixest ``g[x]``):
+        ``[firm, VaryingSlopes(province, year)]``, computed exactly by :mod:`fastpanel.slopes`.
     weights : array-like, shape (n,), optional
         Non-negative observation weights (weighted least-squares projection).
     backend : {"auto", "cpp", "numba", "cuda"}, optional
@@ -497,6 +499,8 @@ def within(
                 f"out must be a writeable Fortran-ordered float64 array of shape {Xf.shape}; "
                 "allocate it with np.empty(shape, order='F')"
             )
+    if isinstance(ids, (list, tuple)) and any(type(i).__name__ == "VaryingSlopes" for i in ids):
+        return _within_slopes(Xf, was_1d, list(ids), weights, drop_missing, return_info, out)
     fe = ids if isinstance(ids, FixedEffects) else FixedEffects(ids)  # a prepared one keeps its caches
     if fe.n_obs != n:
         raise ValueError(f"ids have {fe.n_obs} rows but X has {n}; pass one id per row of X")
@@ -561,6 +565,47 @@ def within(
     full[keep] = part
     info = WithinInfo(method, name, n_bad, iterations, converged, change, report.get("n_identified"))
     return _finish(full, was_1d, return_info, info, maxiter, tol)
+
+
+def _within_slopes(
+    Xf: np.ndarray, was_1d: bool, effects: list[Any], weights: Any, drop_missing: bool, return_info: bool,
+    out: np.ndarray | None,
+) -> np.ndarray | tuple[np.ndarray, WithinInfo]:
+    """:func:`within` with varying slopes among the effects (:mod:`fastpanel.slopes`)."""
+    from fastpanel.slopes import VaryingSlopes, slopes_within
+
+    n = Xf.shape[0]
+    effs = [e if isinstance(e, VaryingSlopes) else factorize(e, f"ids[{j}]") for j, e in enumerate(effects)]
+    for e in effs:
+        if e.n_obs != n:
+            raise ValueError(f"ids have {e.n_obs} rows but X has {n}; pass one id per row of X")
+    w = as_weights(weights, n)
+    bad = nonfinite_rows(Xf) if Xf.shape[1] else np.zeros(n, dtype=bool)
+    for e in effs:
+        f = e.factor if isinstance(e, VaryingSlopes) else e
+        bad |= f.codes < 0
+        if isinstance(e, VaryingSlopes):
+            bad |= ~np.isfinite(e.x).all(axis=1)
+    if w is not None:
+        bad |= ~np.isfinite(w)
+    n_bad = int(bad.sum())
+    if n_bad and not drop_missing:
+        raise ValueError(f"{n_bad} rows have missing values in X, ids, slope variables or weights; pass "
+                         "drop_missing=True to exclude them (their output is NaN and they are counted in info.n_dropped)")
+    if n_bad == n:
+        raise ValueError("every row has a missing value in X, ids, slope variables or weights: nothing to transform")
+    keep = ~bad
+    sub = [e.subset(keep) for e in effs] if n_bad else effs
+    res, sinfo = slopes_within(np.asfortranarray(Xf[keep] if n_bad else Xf), sub, None if w is None else w[keep])
+    full = out if out is not None else np.empty(Xf.shape, order="F")
+    if n_bad:
+        full[~keep] = np.nan
+        full[keep] = res
+    else:
+        full[...] = res
+    info = WithinInfo(sinfo.method, "numpy", n_bad, sinfo.refinements, True, sinfo.residual, sinfo.n_identified)
+    result = full[:, 0] if was_1d else full
+    return (result, info) if return_info else result
 
 
 def _transform(

@@ -339,6 +339,9 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
             "transformed [y, x, d, z] would suffice, as for OLS, but the first stage and its diagnostics are "
             "not wired through the partitions); fit in memory with fastpanel.feols on a pandas DataFrame"
         )
+    if any("[" in f for f in fes):
+        raise ValueError(f"formula {fml!r}: varying slopes ('g[x]', 'g[[x]]') are not available on Dask yet; "
+                         "fit in memory with fastpanel.feols on a pandas DataFrame")
     if not 1 <= len(fes) <= 2:
         raise ValueError(f"formula {fml!r}: " + SUPPORTED)
     xs = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "0", "1")]

@@ -324,6 +324,11 @@ def _fe_leverage(state) -> np.ndarray | None:
     factors = state.fe_factors
     if not factors:
         return None
+    if getattr(state, "fe_slopes", None):
+        raise ValueError(
+            "HC2/HC3 need the leverage of the fixed effects, which is computed exactly only for one plain "
+            "fixed-effect dimension, not with varying slopes; use 'HC1' or a clustered covariance"
+        )
     if len(factors) > 1:
         raise ValueError(
             "HC2/HC3 need the leverage of the fixed effects, which is computed exactly only for one "
@@ -364,7 +369,9 @@ def _k_total(state, ssc: str, spec: VcovSpec, clusters: list) -> int:
     test = all if ssc == "linearmodels" else any
     nested = [clustered and test(nested_in(f.codes, f.n_levels, c.codes) for c in clusters)
               for f in state.fe_factors]
-    return k_total(k, [f.n_levels for f in state.fe_factors], ssc, clustered, nested)
+    # varying-slope coefficients count in full (never discounted for nesting in a cluster)
+    slopes = getattr(state, "n_slope_params", 0)
+    return k_total(k, [f.n_levels for f in state.fe_factors], ssc, clustered, nested) + slopes
 
 
 def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
@@ -378,8 +385,9 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
     if hasattr(state, "crv3_params"):  # an estimator with its own leave-out fit (2SLS)
         return state.crv3_params(codes, n_groups)
     factors = state.fe_factors
+    slopes = getattr(state, "fe_slopes", [])
     k = state.k
-    if all(nested_in(f.codes, f.n_levels, codes) for f in factors):
+    if all(nested_in(f.codes, f.n_levels, codes) for f in [*factors, *(vs.factor for vs in slopes)]):
         X, yt = state.X, state.X @ state.params + state.resid()
         A = X.T @ X
         b = X.T @ yt
@@ -397,16 +405,16 @@ def _crv3_params(state, codes: np.ndarray, n_groups: int) -> np.ndarray:
             Ag = (A - outer[g]) * d[:, None] * d[None, :]
             out[g] = d * np.linalg.lstsq(Ag, (b - xy[g]) * d, rcond=None)[0]
         return out
-    from fastpanel.fixed_effects import FixedEffects
+    from fastpanel.ols.model import absorb
 
     y, Xr, w = state.y_raw, state.X_raw, state.weights
     out = np.empty((n_groups, k))
     for g in range(n_groups):
         keep = codes != g
         fsub = [f.subset(keep) for f in factors]
-        stacked = np.column_stack([y[keep], Xr[keep]])
+        stacked = np.asfortranarray(np.column_stack([y[keep], Xr[keep]]))
         wk = None if w is None else w[keep]
-        t = within(stacked, FixedEffects(fsub), weights=wk)
+        t = absorb(stacked, fsub, [vs.subset(keep) for vs in slopes], wk)[0]
         if wk is not None:
             t = t * np.sqrt(wk)[:, None]
         Xg = t[:, 1:]
@@ -563,6 +571,9 @@ def compute_vcov(state, spec: VcovSpec, ssc: str) -> tuple[np.ndarray, float]:
         V, clipped = psd_eigen_fix(V, spec.label) if fix else (V, 0)
         state.vcov_eigen_fixed = clipped  # read by OLSResults.vcov_eigen_fixed
         return V, (df_resid if ssc == "linearmodels" else float(g_min - 1))
+    if kind == "CR2" and getattr(state, "fe_slopes", None):
+        raise ValueError("vcov={'CR2': ...} is not available with varying slopes (its leverage is that of plain "
+                         "dummies); use {'CRV1': ...} or {'CRV3': ...}")
     if kind == "CR2":
         # Bell-McCaffrey with the leverage of the full dummy design and one Satterthwaite df per
         # slope (clubSandwich); no small-sample factor under any ssc preset (fastpanel.ols.cr2)

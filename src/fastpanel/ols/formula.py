@@ -23,6 +23,21 @@ from fastpanel.ols.results import OLSResults
 
 __all__ = ["feols", "MissingSplitWarning"]
 
+_STEPWISE = re.compile(r"\b(?:c?sw0?)\s*\(")
+
+
+def _is_multi(fml: str) -> bool:
+    """Multiple estimation: sw( / sw0( / csw( / csw0( anywhere, or several outcomes ``y1 + y2 ~``
+    (a ``+`` at the top level of the left-hand side; ``np.log(a + b) ~ x`` is one outcome)."""
+    if _STEPWISE.search(fml):
+        return True
+    depth = 0
+    for ch in fml.split("~", 1)[0]:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "+" and depth == 0:
+            return True
+    return False
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$")
 _NAMESPACE = {"np", "numpy", "C", "I", "log", "exp", "center", "scale", "poly", "bs", "Q", "T", "lag"}
 
@@ -204,6 +219,12 @@ def feols(
     --------
     >>> res = fastpanel.feols("y ~ x1 + x2 | firm + year", df, vcov={"CRV1": "firm"})
     """
+    if isinstance(fml, str) and "~" in fml and _is_multi(fml):
+        # multiple estimation: several outcomes and/or sw/sw0/csw/csw0 stepwise regressors
+        from fastpanel.ols.multi import feols_multi
+
+        return feols_multi(fml, data, vcov, weights=weights, ssc=ssc, backend=backend, split=split, by=by,
+                           time=time, drop_singletons=drop_singletons, collin_tol=collin_tol)
     if type(data).__module__.startswith("dask"):  # a Dask DataFrame: the distributed fit
         if split is not None or by is not None or backend is not None:
             raise ValueError("split=, by= and backend= are not available on Dask; "
@@ -233,13 +254,14 @@ def feols(
     if len(cluster_cols) != len(spec.clusters):
         raise TypeError("in feols, cluster variables are column names: e.g. vcov={'CRV1': 'firm'}")
     extra_cols = [c for c in (weights, split_col, time) if c is not None]
-    columns_needed = list(dict.fromkeys(main_vars + fes + cluster_cols + extra_cols))
+    fe_cols = _fe_columns(fes)
+    columns_needed = list(dict.fromkeys(main_vars + fe_cols + cluster_cols + extra_cols))
     df = _to_pandas(data, columns_needed)
     if len(df) == 0:
         raise ValueError("data has no rows; pass a frame with at least one observation")
     cols = list(df.columns)
     _check_columns(main_vars, cols, "formula")
-    _check_columns(fes, cols, "formula (fixed effects)")
+    _check_columns(fe_cols, cols, "formula (fixed effects)")
     _check_columns(cluster_cols, cols, "vcov")
     _check_columns(extra_cols, cols, "argument")
     for v in main_vars:
@@ -271,7 +293,7 @@ def feols(
         if time is not None:
             extra["__time__"] = column(time)
         state = estimate(
-            y, X, names, lhs, [(f, column(f)) for f in fes],
+            y, X, names, lhs, _fe_items(fes, frame, column),
             weights=None if weights is None else frame[weights].to_numpy(dtype=np.float64, na_value=np.nan),
             extra=extra, drop_singletons_=drop_singletons, has_intercept=has_int, backend=backend,
             collin_tol=collin_tol, work=buf, keep_raw=spec.kind == "CRV3",
@@ -303,6 +325,55 @@ def feols(
             raise type(exc)(f"{split_col} = {value!r}: {exc}") from exc
         out[value].n_missing_split = n_missing
     return out
+
+
+_SLOPE = re.compile(r"^([A-Za-z_][A-Za-z_0-9.]*)\[(\[?)([^\[\]]+)\]?\]$")
+
+
+def _fe_term(term: str) -> tuple[str, list[str], bool] | None:
+    """``("g", ["x1", "x2"], intercept)`` for ``g[x1, x2]`` / ``g[[x1, x2]]``; None for a plain effect."""
+    m = _SLOPE.match(term.replace(" ", ""))
+    if m is None:
+        if "[" in term or "]" in term:
+            raise ValueError(f"fixed-effect term {term!r} is malformed; write 'g[x]' (intercept and slope per level of g) "
+                             "or 'g[[x]]' (slopes only), several variables as 'g[x1, x2]'")
+        return None
+    double = m.group(2) == "["
+    if double != term.replace(" ", "").endswith("]]"):
+        raise ValueError(f"fixed-effect term {term!r} has unbalanced brackets; write 'g[x]' or 'g[[x]]'")
+    xs = [v for v in m.group(3).split(",")]
+    if not all(_IDENT.match(v) for v in xs):
+        raise ValueError(f"fixed-effect term {term!r}: the slope variables must be column names")
+    return m.group(1), xs, not double
+
+
+def _fe_columns(fes: list[str]) -> list[str]:
+    """Every column the fixed-effect part names (groupings and slope variables)."""
+    out: list[str] = []
+    for t in fes:
+        parsed = _fe_term(t)
+        out += [t] if parsed is None else [parsed[0], *parsed[1]]
+    return list(dict.fromkeys(out))
+
+
+def _fe_items(fes: list[str], frame: pd.DataFrame, column: Any) -> list[tuple[str, Any]]:
+    """``(name, ids or VaryingSlopes)`` for each fixed-effect term."""
+    from fastpanel.slopes import VaryingSlopes
+
+    items: list[tuple[str, Any]] = []
+    for t in fes:
+        parsed = _fe_term(t)
+        if parsed is None:
+            items.append((t, column(t)))
+            continue
+        g, xs, intercept = parsed
+        for v in xs:
+            if not pd.api.types.is_numeric_dtype(frame[v]):
+                raise TypeError(f"slope variable {v!r} of {t!r} has non-numeric dtype {frame[v].dtype}")
+        x = np.column_stack([_float_column(frame[v]) for v in xs])
+        label = f"{g}[{', '.join(xs)}]" if intercept else f"{g}[[{', '.join(xs)}]]"
+        items.append((g, VaryingSlopes(column(g), x, intercept=intercept, name=label)))
+    return items
 
 
 def _iv_columns(expr: str, frame: pd.DataFrame, what: str) -> tuple[list[np.ndarray], list[str]]:
@@ -342,7 +413,7 @@ def _fit_iv(frame, lhs, rhs, iv, fes, spec, ssc, weights, time, cluster_cols, dr
     if time is not None:
         extra["__time__"] = column(time)
     state = estimate_iv(
-        M, names, d_names, z_names, lhs, [(f, column(f)) for f in fes],
+        M, names, d_names, z_names, lhs, _fe_items(fes, frame, column),
         weights=None if weights is None else frame[weights].to_numpy(dtype=np.float64, na_value=np.nan),
         extra=extra, drop_singletons_=drop_singletons, has_intercept=has_int, backend=backend,
         collin_tol=collin_tol, keep_raw=spec.kind == "CRV3",

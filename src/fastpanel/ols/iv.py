@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import scipy.linalg
 
-from fastpanel.fixed_effects import FixedEffects
 from fastpanel.ols.model import (
     CollinearityWarning,
     FitState,
@@ -52,10 +51,11 @@ from fastpanel.ols.model import (
     _OFFSET_RATIO,
     _raw_moments,
     _shift_large_means,
+    absorb,
     check_weights,
     clean_rows,
+    split_effects,
 )
-from fastpanel.within import within
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastpanel.ols.iv_results import IVResults
@@ -89,7 +89,8 @@ class IVState(FitState):
         from fastpanel.ols.covariance import nested_in
 
         ke = len(self.exog_names)
-        if all(nested_in(f.codes, f.n_levels, codes) for f in self.fe_factors):
+        groupings = [*self.fe_factors, *(vs.factor for vs in self.fe_slopes)]
+        if all(nested_in(f.codes, f.n_levels, codes) for f in groupings):
             # Removing a cluster leaves the other clusters' transformed data unchanged: downdate
             # the Gram matrix of [y, E, D, Z_excluded] by the cluster's own cross-products.
             cols = np.column_stack([self.yt, self.W, self.D])
@@ -105,9 +106,9 @@ class IVState(FitState):
         for g in range(n_groups):
             keep = codes != g
             sub = self.raw[keep]
-            fsub = FixedEffects([f.subset(keep) for f in self.fe_factors])
             wk = None if w is None else w[keep]
-            t = within(np.asfortranarray(sub - sub[0]), fsub, weights=wk)
+            t = absorb(np.asfortranarray(sub - sub[0]), [f.subset(keep) for f in self.fe_factors],
+                       [vs.subset(keep) for vs in self.fe_slopes], wk)[0]
             if wk is not None:
                 t = t * np.sqrt(wk)[:, None]
             out[g] = _tsls_from_gram(t.T @ t, ke, self.D.shape[1])
@@ -219,7 +220,12 @@ def estimate_iv(
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(M).all(axis=1)
         _check_inf(M, names_all)
+    fe, slopes = split_effects(fe, n)
+    for vs in slopes:
+        bad |= np.isnan(vs.x).any(axis=1) | (vs.factor.codes < 0)
     keep, n_nan, n_single, factors, extra_factors = clean_rows(bad, w, fe, extra, drop_singletons_)
+    if slopes and not keep.all():
+        slopes = [vs.subset(keep) for vs in slopes]
     if not keep.all():
         idx = np.flatnonzero(keep)
         sub = np.empty((idx.size, M.shape[1]), order="F")
@@ -254,8 +260,7 @@ def estimate_iv(
         # Columns whose mean dwarfs their spread (1e8 + noise) are shifted by a value of their own
         # first (the effects absorb constants), so the transform keeps their digits; M is ours.
         _shift_large_means(M, means, centered, total_w)
-        M, info = within(M, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=M)
-        backend_used, fe_rank = info.backend, info.n_identified
+        M, backend_used, fe_rank = absorb(M, factors, slopes, w, backend, out=M)
     if w is not None:
         M *= np.sqrt(w)[:, None]
     G = _gram(M)[1]
@@ -348,7 +353,7 @@ def estimate_iv(
         n_singletons=n_single, fe_factors=factors, fe_names=[name for name, _ in fe], weights=w,
         has_intercept=has_intercept, dropped=drop_e + drop_d, backend=backend_used, extra=extra_factors,
         y_raw=None, X_raw=None, pooled_ssr=None,
-        _fe_df_exact=fe_rank if factors and len(factors) >= 3 else None,
+        _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None, fe_slopes=slopes,
         exog_names=[names_all[j] for j in kE], endog_names=[names_all[j] for j in kD],
         instrument_names=[names_all[j] for j in kZ], W=W, D=D, yt=yt, Pi=Pi, WW_inv=WW_inv,
         raw=None if raw is None else _columns(raw, order),

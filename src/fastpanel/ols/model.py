@@ -65,6 +65,7 @@ class FitState:
     zyx: np.ndarray | None = None  # transformed [y, X_all] buffer (unweighted in-place fits)
     coef_all: np.ndarray | None = None  # params padded with zeros for dropped regressors (for zyx)
     kept_all: np.ndarray | None = None  # columns of zyx[:, 1:] that are kept regressors
+    fe_slopes: list = field(default_factory=list)  # varying slopes (slopes only; intercepts are in fe_factors)
 
     def resid(self) -> np.ndarray:
         """Transformed residuals, computed on first use when the fit did not need them."""
@@ -78,14 +79,21 @@ class FitState:
         return len(self.names)
 
     @property
+    def n_slope_params(self) -> int:
+        """Varying-slope coefficients: levels times slope variables of each slope term."""
+        return sum(vs.factor.n_levels * vs.n_slopes for vs in self.fe_slopes)
+
+    @property
     def fe_df_fixest(self) -> int:
         if not self.fe_factors:
             return 0
-        return sum(f.n_levels for f in self.fe_factors) - (len(self.fe_factors) - 1)
+        return sum(f.n_levels for f in self.fe_factors) - (len(self.fe_factors) - 1) + self.n_slope_params
 
     @property
     def fe_df_exact(self) -> int:
         """Rank of the dummy columns of the fixed effects (see the covariance module)."""
+        if self._fe_df_exact is None and self.fe_slopes:
+            self._fe_df_exact = absorb(np.zeros((self.nobs, 0)), self.fe_factors, self.fe_slopes, self.weights)[2]
         if self._fe_df_exact is None:
             f = self.fe_factors
             if len(f) == 2 and not FixedEffects(f).is_balanced_pair():
@@ -151,6 +159,48 @@ def drop_singletons(factors: list[Factor], keep: np.ndarray) -> np.ndarray:
                 keep &= ~single
                 changed = True
     return keep
+
+
+def split_effects(fe: Sequence[tuple[str, Any]], n: int) -> tuple[list[tuple[str, Any]], list[Any]]:
+    """Plain fixed effects ``(name, ids)`` and varying slopes (slopes only) from the effect list.
+
+    ``name[x]`` (:class:`~fastpanel.slopes.VaryingSlopes` with ``intercept=True``) contributes the
+    plain effect ``name`` (once, however often it is named) and the slopes; ``name[[x]]`` only the
+    slopes.
+    """
+    from fastpanel.slopes import VaryingSlopes
+
+    plain: list[tuple[str, Any]] = []
+    slopes: list[Any] = []
+    for name, eff in fe:
+        if isinstance(eff, VaryingSlopes):
+            if eff.n_obs != n:
+                raise ValueError(f"varying slopes {eff.name!r} have {eff.n_obs} rows but y has {n}")
+            if eff.intercept and name not in [p for p, _ in plain]:
+                plain.append((name, eff.factor))
+            slopes.append(VaryingSlopes(eff.factor, eff.x, intercept=False, name=eff.name))
+        elif name not in [p for p, _ in plain]:
+            plain.append((name, eff))
+    if slopes and not plain:
+        raise ValueError(
+            "varying slopes without any fixed effect (only 'fe[[x]]' terms) are not supported: add the level "
+            "intercepts ('fe[x]') or another fixed effect"
+        )
+    return plain, slopes
+
+
+def absorb(
+    X: np.ndarray, factors: list[Factor], slopes: list[Any], w: np.ndarray | None, backend: str | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, str, int | None]:
+    """Residual of X on the fixed effects and varying slopes: ``(out, backend, rank or None)``."""
+    if slopes:
+        from fastpanel.slopes import slopes_within
+
+        res, info = slopes_within(X, [*factors, *slopes], w, out=out)
+        return res, "numpy", info.n_identified
+    res, info = within(X, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=out)
+    return res, info.backend, info.n_identified
 
 
 def check_weights(weights: Any, n: int) -> np.ndarray | None:
@@ -327,7 +377,12 @@ def estimate(
     bad = np.zeros(n, dtype=bool) if all_finite else np.isnan(yv)
     if Xm.shape[1] and not all_finite:
         bad |= np.isnan(Xm).any(axis=1) if Xm.shape[1] > 1 else np.isnan(Xm[:, 0])
+    fe, slopes = split_effects(fe, n)
+    for vs in slopes:
+        bad |= np.isnan(vs.x).any(axis=1) | (vs.factor.codes < 0)
     keep, n_nan, n_single, factors, extra_factors = clean_rows(bad, w, fe, extra, drop_singletons_)
+    if slopes and not keep.all():
+        slopes = [vs.subset(keep) for vs in slopes]
     if not keep.all():
         yv = yv[keep]
         Xm = Xm[keep]
@@ -358,8 +413,7 @@ def estimate(
         # not make a regressor look absorbed.
         ref = np.diag(centered)[1:].copy()
         pooled_ssr = _pooled_ssr(centered)
-        out, info = within(work, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=work)
-        backend_used, fe_rank = info.backend, info.n_identified
+        out, backend_used, fe_rank = absorb(work, factors, slopes, w, backend, out=work)
         yt, Xt = out[:, 0], out[:, 1:]
         if w is None:  # one pass gives X'X, X'y and y'y of the transformed data
             gram = _gram(out)[1]
@@ -371,8 +425,7 @@ def estimate(
             stacked = np.empty((nobs, 1 + Xm.shape[1]), order="F")
             np.subtract(yv, yv[0], out=stacked[:, 0])
             np.subtract(Xm, Xm[0], out=stacked[:, 1:])
-            out, info = within(stacked, FixedEffects(factors), weights=w, backend=backend, return_info=True, out=stacked)
-            backend_used, fe_rank = info.backend, info.n_identified
+            out, backend_used, fe_rank = absorb(stacked, factors, slopes, w, backend, out=stacked)
             yt, Xt = out[:, 0], out[:, 1:]
         else:
             yt, Xt = yv, np.asfortranarray(Xm)
@@ -429,7 +482,8 @@ def estimate(
         extra=extra_factors,
         y_raw=None if in_place else yv,
         X_raw=None if in_place else (Xm[:, kept] if dropped else Xm),
-        pooled_ssr=pooled_ssr, _fe_df_exact=fe_rank if factors and len(factors) >= 3 else None,
+        pooled_ssr=pooled_ssr, _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None,
+        fe_slopes=slopes,
         zyx=out if coef_all is not None else None,
         coef_all=coef_all,
         kept_all=np.asarray(kept, dtype=np.int64) if coef_all is not None else None,
@@ -605,7 +659,9 @@ class PanelOLS:
             items = other_effects.items() if isinstance(other_effects, dict) else (
                 (f"effect{j}", v) for j, v in enumerate(other_effects)
             )
-            fe.extend((str(k), factorize(v, str(k))) for k, v in items)
+            from fastpanel.slopes import VaryingSlopes
+
+            fe.extend((str(k), v if isinstance(v, VaryingSlopes) else factorize(v, str(k))) for k, v in items)
         self.fe = fe
         self.weights = weights
         self.drop_singletons = drop_singletons

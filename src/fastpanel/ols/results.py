@@ -61,7 +61,7 @@ class OLSResults:
         self.backend = state.backend
         self.dropped_regressors = list(state.dropped)
         self.dependent = state.yname
-        self.fixed_effects = list(state.fe_names)
+        self.fixed_effects = list(state.fe_names) + [vs.name for vs in getattr(state, "fe_slopes", [])]
         fe_df = state.fe_df_exact if ssc == "statsmodels" else state.fe_df_fixest
         self.df_model = state.k + fe_df - (1 if state.has_intercept else 0)
         self.df_resid = float(state.nobs - state.k - fe_df)

@@ -658,6 +658,9 @@ def wildboottest(
     from fastpanel.panel_threshold.bootstrap import seed_value
 
     state = results._state
+    if getattr(state, "fe_slopes", None):
+        raise ValueError("the wild cluster bootstrap is not available with varying slopes yet (its jackknife "
+                         "variants refit plain fixed effects); use vcov={'CRV1': ...} or {'CRV3': ...}")
     if getattr(state, "wild_cells", None) is not None:
         state = _pseudo_state(state)
     elif getattr(state, "X", None) is None:
