@@ -260,16 +260,18 @@ def slopes_within(
     others = [t for j, t in enumerate(terms) if j != ia]
     res = A.residual(Xm)
     method, rank, exact, refinements = "slopes-closed-form", A.rank, True, 0
-    scale = _scale(Xm, terms, w)
+    DA, _ = _design([terms[ia]])
+    DB = _design(others)[0] if others else None
+    scale = _scale(Xm, [DA] + ([DB] if others else []), w)
     if others:
-        DB, _ = _design(others)
         DBw = DB if w is None else sp.diags(w) @ DB
-        DA, _ = _design([terms[ia]])
         M = (DA.T @ DBw).tocsr()  # (L_A m_A) x n_B
         LA, mA = terms[ia].factor.n_levels, terms[ia].m
-        blocks = sp.block_diag(list(A.Ginv), format="csr") if LA * mA <= 2_000_000 else None
-        if blocks is None:  # pragma: no cover - memory guard for enormous A terms
-            raise ValueError("varying slopes: the eliminated term has too many columns for the Schur complement")
+        # block-diagonal G^+ as one sparse matrix (entry (l m + i, l m + j) = Ginv[l, i, j])
+        base = (np.arange(LA) * mA)[:, None, None]
+        ii = np.broadcast_to(base + np.arange(mA)[None, :, None], (LA, mA, mA))
+        jj = np.broadcast_to(base + np.arange(mA)[None, None, :], (LA, mA, mA))
+        blocks = sp.csr_matrix((A.Ginv.ravel(), (ii.ravel(), jj.ravel())), shape=(LA * mA, LA * mA))
         S = (DB.T @ DBw - M.T @ (blocks @ M)).tocsc()
         S = 0.5 * (S + S.T)
         nB = S.shape[0]
@@ -309,7 +311,7 @@ def slopes_within(
     else:
         # one refinement pass of the closed form (only rounding remains after it)
         res = A.residual(res)
-    resid = _rel(_normal_residual(res, terms, w), scale)
+    resid = _rel(_normal_residual(res, [DA] + ([DB] if others else []), w), scale)
     if resid > 1e-9:
         from fastpanel.within import ConvergenceWarning
 
@@ -326,17 +328,16 @@ def slopes_within(
     return (res[:, 0] if one_d else np.asfortranarray(res)), info
 
 
-def _normal_residual(E: np.ndarray, terms: list[_Term], w: np.ndarray | None) -> np.ndarray:
-    D, _ = _design(terms)
-    Dw = D if w is None else sp.diags(w) @ D
-    return Dw.T @ E
+def _normal_residual(E: np.ndarray, designs: list[sp.csr_matrix], w: np.ndarray | None) -> np.ndarray:
+    """``D' W E`` over every term's columns (stacked)."""
+    Ew = E if w is None else E * w[:, None]
+    return np.vstack([D.T @ Ew for D in designs])
 
 
-def _scale(X: np.ndarray, terms: list[_Term], w: np.ndarray | None) -> np.ndarray:
+def _scale(X: np.ndarray, designs: list[sp.csr_matrix], w: np.ndarray | None) -> np.ndarray:
     """``||D' W |x_j| ||`` per column: the size the normal equations would have without cancellation."""
-    D, _ = _design(terms)
-    Da = abs(D) if w is None else sp.diags(w) @ abs(D)
-    return np.sqrt(((Da.T @ np.abs(X)) ** 2).sum(axis=0))
+    Xa = np.abs(X) if w is None else np.abs(X) * w[:, None]
+    return np.sqrt(sum(((abs(D).T @ Xa) ** 2).sum(axis=0) for D in designs))
 
 
 def _rel(r: np.ndarray, scale: np.ndarray) -> float:
