@@ -164,6 +164,27 @@ def _design(lhs: str, rhs: str, df: pd.DataFrame, has_fe: bool) -> tuple[np.ndar
     return np.asarray(y_mat, dtype=np.float64)[:, 0], X, names, has_int, None
 
 
+def _rhs_design(rhs: str, frame: pd.DataFrame, new: pd.DataFrame, has_fe: bool, names: list[str]) -> np.ndarray:
+    """The regressors of the fitted formula evaluated on new rows (all input columns of X, in
+    the fit's order). Formulaic terms reuse the fit's model spec (categorical levels, stateful
+    transforms), so new data are encoded as the estimation data were."""
+    terms = [t.strip() for t in rhs.split("+")]
+    if all(_IDENT.match(t) or t in ("0", "1", "-1") for t in terms):
+        cols = [c for c in names if c != "Intercept"]
+        _check_columns(cols, list(new.columns), "newdata (the fitted formula)")
+        parts = [np.ones(len(new))] if "Intercept" in names else []
+        return np.column_stack(parts + [_float_column(new[c]) for c in cols]) if parts or cols else np.empty((len(new), 0))
+    import formulaic
+
+    spec = formulaic.model_matrix(rhs, frame, na_action="ignore").model_spec
+    mm = spec.get_model_matrix(new, na_action="ignore")
+    got = [str(c) for c in mm.columns]
+    missing = [c for c in names if c not in got]
+    if missing:
+        raise ValueError(f"newdata does not produce the regressor(s) {missing} of the fitted formula")
+    return np.asarray(mm[names], dtype=np.float64)
+
+
 def feols(
     fml: str,
     data: Any,
@@ -298,6 +319,10 @@ def feols(
             extra=extra, drop_singletons_=drop_singletons, has_intercept=has_int, backend=backend,
             collin_tol=collin_tol, work=buf, keep_raw=spec.kind == "CRV3",
         )
+        # fixef()/predict() rebuild the untransformed design from the data when asked (the fit may
+        # have transformed its own copy in place); newdata reuses the fitted formula's terms
+        state.raw_fn = lambda: _design(lhs, rhs, frame, bool(fes))[:2]
+        state.design_fn = lambda new: _rhs_design(rhs, frame, new, bool(fes), names)
         return OLSResults(state, spec, ssc)
 
     if split_col is None:

@@ -66,6 +66,9 @@ class FitState:
     coef_all: np.ndarray | None = None  # params padded with zeros for dropped regressors (for zyx)
     kept_all: np.ndarray | None = None  # columns of zyx[:, 1:] that are kept regressors
     fe_slopes: list = field(default_factory=list)  # varying slopes (slopes only; intercepts are in fe_factors)
+    row_keep: np.ndarray | None = None  # rows of the input used (None: all)
+    kept_idx: np.ndarray | None = None  # input columns of X that are kept regressors
+    raw_fn: Any = None  # () -> (y, X) of the input rows, untransformed (set by feols / PanelOLS)
 
     def resid(self) -> np.ndarray:
         """Transformed residuals, computed on first use when the fit did not need them."""
@@ -483,7 +486,7 @@ def estimate(
         y_raw=None if in_place else yv,
         X_raw=None if in_place else (Xm[:, kept] if dropped else Xm),
         pooled_ssr=pooled_ssr, _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None,
-        fe_slopes=slopes,
+        fe_slopes=slopes, row_keep=None if keep.all() else keep, kept_idx=np.asarray(kept, dtype=np.int64),
         zyx=out if coef_all is not None else None,
         coef_all=coef_all,
         kept_all=np.asarray(kept, dtype=np.int64) if coef_all is not None else None,
@@ -686,6 +689,7 @@ class PanelOLS:
             self.y, self.X, self.names, self.yname, self.fe, weights=self.weights, extra=extra,
             drop_singletons_=self.drop_singletons, backend=backend, collin_tol=collin_tol,
         )
+        state.raw_fn = lambda: (self.y, self.X)  # the caller's arrays (references, no copy)
         return OLSResults(state, spec, ssc)
 
     def _vcov_extra(self, vcov: Any, ssc: str) -> tuple[cov.VcovSpec, dict[str, Any]]:

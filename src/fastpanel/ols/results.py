@@ -153,6 +153,52 @@ class OLSResults:
         stat = ((ssr_pooled - s.ssr) / d1) / (s.ssr / self.df_resid)
         return {"stat": stat, "pvalue": float(stats.f.sf(stat, d1, self.df_resid)), "df_num": d1, "df_denom": self.df_resid}
 
+    # -- fixed effects, fitted values, predictions (fastpanel.ols.fixef) ---------------------------
+    def fixef(self) -> Any:
+        """The estimated fixed effects per level (R fixest's normalisation: one reference level of
+        each dimension after the first per connected set is 0), as a mapping name -> Series with
+        ``references`` and ``n_components``; see :mod:`fastpanel.ols.fixef`."""
+        from fastpanel.ols.fixef import fixed_effect_estimates
+
+        if getattr(self, "_fixef", None) is None:
+            self._fixef = fixed_effect_estimates(self._state)
+        return self._fixef
+
+    @cached_property
+    def resid(self) -> pd.Series:
+        """Residuals of the estimation sample (``y`` minus slopes minus fixed effects)."""
+        from fastpanel.ols.fixef import residuals
+
+        return pd.Series(residuals(self._state), name="resid")
+
+    @cached_property
+    def fittedvalues(self) -> pd.Series:
+        """Fitted values of the estimation sample (slopes plus fixed effects)."""
+        from fastpanel.ols.fixef import fitted_values
+
+        return pd.Series(fitted_values(self._state), name="fitted")
+
+    def predict(self, newdata: Any = None, *, fixef: bool = True) -> np.ndarray:
+        """Predictions: ``fittedvalues`` for ``newdata=None``; else ``X_new b`` plus each row's fixed
+        effects (NaN for a level not seen in the fit; ``fixef=False`` for ``X_new b`` only).
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows with the formula's regressors and, unless ``fixef=False``, the fixed-effect columns.
+        fixef : bool, default True
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        from fastpanel.ols.fixef import predict
+
+        if newdata is None:
+            return self.fittedvalues.to_numpy()
+        est = self.fixef() if fixef and self._state.fe_factors else None
+        return predict(self._state, est, newdata, fixef)
+
     # -- tables ------------------------------------------------------------------------------
     def to_frame(self, alpha: float = 0.05) -> pd.DataFrame:
         """Coefficient table: estimate, std. error, t, p and the confidence interval (and the df
