@@ -118,3 +118,24 @@ def test_panelols_fixef_and_refusals():
     df["t"] = np.arange(len(df)) % 7 + 0.5
     with pytest.raises(ValueError, match="varying slopes"):
         fp.feols("y ~ x1 | h + g[t]", df).fixef()
+
+
+def test_iv_fixef_and_predict_equal_dummies_on_the_structural_residual():
+    """pyfixest 0.60 has no fixef() for IV; the oracle is OLS of y - X b (the structural residual of the
+    second stage) on the dummies, as R fixest defines the effects of an IV fit."""
+    rng = np.random.default_rng(6)
+    n = 3000
+    df = pd.DataFrame(dict(g=rng.integers(0, 50, n), h=rng.integers(0, 9, n), x1=rng.normal(size=n),
+                           z1=rng.normal(size=n), z2=rng.normal(size=n)))
+    e = rng.normal(size=n)
+    df["d"] = df.z1 + 0.5 * df.z2 + 0.5 * e + rng.normal(size=n)
+    df["y"] = df.d + df.x1 + np.sin(df.g) + 0.3 * df.h + e
+    res = fp.feols("y ~ x1 | g + h | d ~ z1 + z2", df)
+    df["r"] = df.y - res.params["x1"] * df.x1 - res.params["d"] * df.d
+    ols = smf.ols("r ~ C(g) + C(h) - 1", df).fit()
+    fe = res.fixef()
+    np.testing.assert_allclose(fe["g"].to_numpy(), [ols.params[f"C(g)[{lvl}]"] for lvl in fe["g"].index],
+                               rtol=0, atol=1e-10)
+    fitted = (df.y - ols.resid).to_numpy()
+    np.testing.assert_allclose(res.fittedvalues.to_numpy(), fitted, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(res.predict(df.iloc[:7]), fitted[:7], rtol=0, atol=1e-10)

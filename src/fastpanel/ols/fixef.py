@@ -94,8 +94,6 @@ def _check(state: Any) -> None:
     if getattr(state, "fe_slopes", None):
         raise ValueError("fixef() with varying slopes is not implemented; the slopes' coefficients are part of "
                          "the within transform")
-    if hasattr(state, "endog_names"):
-        raise ValueError("fixef()/predict() are not implemented for IV fits yet")
 
 
 def _projection(state: Any) -> np.ndarray:

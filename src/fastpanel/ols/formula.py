@@ -443,6 +443,19 @@ def _fit_iv(frame, lhs, rhs, iv, fes, spec, ssc, weights, time, cluster_cols, dr
         extra=extra, drop_singletons_=drop_singletons, has_intercept=has_int, backend=backend,
         collin_tol=collin_tol, keep_raw=spec.kind == "CRV3",
     )
+    full_names = names + d_names
+
+    def raw() -> tuple[np.ndarray, np.ndarray]:  # y and the kept [E, D] of every input row
+        y0, X0, *_ = _design(lhs, rhs, frame, bool(fes))
+        D0 = np.column_stack(_iv_columns(iv[0], frame, "endogenous")[0])
+        return y0, np.column_stack([X0, D0])[:, [full_names.index(nm) for nm in state.names]]
+
+    def design(new: pd.DataFrame) -> np.ndarray:
+        X0 = _rhs_design(rhs, frame, new, bool(fes), names)
+        D0 = np.column_stack(_iv_columns(iv[0], new, "endogenous")[0])
+        return np.column_stack([X0, D0])[:, [full_names.index(nm) for nm in state.names]]
+
+    state.raw_fn, state.design_fn, state.kept_idx = raw, design, np.arange(state.k)
     return IVResults(state, spec, ssc)
 
 

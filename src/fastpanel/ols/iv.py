@@ -357,7 +357,7 @@ def estimate_iv(
         exog_names=[names_all[j] for j in kE], endog_names=[names_all[j] for j in kD],
         instrument_names=[names_all[j] for j in kZ], W=W, D=D, yt=yt, Pi=Pi, WW_inv=WW_inv,
         raw=None if raw is None else _columns(raw, order),
-        col_tss=centered_ss[order],
+        col_tss=centered_ss[order], row_keep=None if keep.all() else keep,
     )
 
 
