@@ -109,6 +109,9 @@ def _wald(V: np.ndarray, b: np.ndarray) -> float:
     """``b' V^{-1} b`` (equilibrated, so columns of any scale are treated alike)."""
     d = 1.0 / np.sqrt(np.maximum(np.diag(V), np.finfo(float).tiny))
     Vs = V * d[:, None] * d[None, :]
+    lam = np.linalg.eigvalsh(0.5 * (Vs + Vs.T))
+    if lam.min() <= 1e-12 * max(lam.max(), 1.0):
+        return float("nan")  # not positive definite (e.g. multiway clustering): the statistic is undefined
     return float((b * d) @ np.linalg.solve(Vs, b * d))
 
 
@@ -186,7 +189,11 @@ def kleibergen_paap(state: "IVState", Pi_Z: np.ndarray, V_pi: np.ndarray) -> tup
     lam = (A_perp.T @ Theta @ B_perp.T).reshape(-1, order="F")
     T = np.kron(B_perp, A_perp.T) @ np.kron(F_inv, G)
     Omega = T @ V_pi @ T.T
-    rk = float(lam @ np.linalg.solve(0.5 * (Omega + Omega.T), lam))
+    Om = 0.5 * (Omega + Omega.T)
+    ev = np.linalg.eigvalsh(Om)
+    if ev.min() <= 1e-12 * max(ev.max(), np.finfo(float).tiny):
+        return float("nan"), (L - q) * (kd - q)  # Omega not positive definite: undefined
+    rk = float(lam @ np.linalg.solve(Om, lam))
     return rk, (L - q) * (kd - q)
 
 

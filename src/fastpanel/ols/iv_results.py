@@ -58,8 +58,11 @@ class IVResults(OLSResults):
         if slopes and self.df_resid > 0:
             R = np.zeros((len(slopes), k))
             R[np.arange(len(slopes)), slopes] = 1.0
-            ft = self.wald_test(R, distribution="F")
-            self.fvalue, self.f_pvalue = float(ft.stat), float(ft.pvalue)
+            try:
+                ft = self.wald_test(R, distribution="F")
+                self.fvalue, self.f_pvalue = float(ft.stat), float(ft.pvalue)
+            except ValueError:  # a covariance that is not positive definite (multiway CRV1): undefined
+                self.fvalue = self.f_pvalue = np.nan
         else:
             self.fvalue = self.f_pvalue = np.nan
         if check_weak:
@@ -120,7 +123,14 @@ class IVResults(OLSResults):
         else:
             F = self.kp_rk_wald_f
             what = f"Kleibergen-Paap rk Wald F of {', '.join(map(repr, self.endog_names))} is {F:.3g}"
-        if F < WEAK_F:
+        if not np.isfinite(F):
+            warnings.warn(
+                f"the {what} under {self.vcov_label}: that covariance of the first stage is not positive "
+                "definite, so instrument strength could not be checked; use a one-way covariance to check it",
+                _weak_warning(),
+                stacklevel=4,
+            )
+        elif F < WEAK_F:
             warnings.warn(
                 f"weak instruments ({', '.join(self.instrument_names)}): the {what} (under {self.vcov_label}), "
                 f"below {WEAK_F:g}; 2SLS is then biased towards OLS and its t tests over-reject: use "
