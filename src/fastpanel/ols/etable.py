@@ -123,7 +123,8 @@ def etable(results: Sequence[Any], *, type: str = "text", digits: int = 3) -> ET
 
     Parameters
     ----------
-    results : sequence of OLSResults (or the dict returned by ``feols(..., split=...)``)
+    results : sequence of OLSResults, the dict returned by ``feols(..., split=...)``, or a
+        :class:`~fastpanel.ols.FitCollection` (multiple estimation; a dict of them with ``split=``)
     type : {"text", "md", "markdown", "tex", "latex", "object"}, default "text"
         ``"object"`` returns the :class:`ETable` (with ``to_text``, ``to_markdown``, ``to_latex``).
     digits : int, default 3
@@ -132,11 +133,14 @@ def etable(results: Sequence[Any], *, type: str = "text", digits: int = 3) -> ET
     -------
     ETable or str
     """
+    from fastpanel.ols.multi import FitCollection
     from fastpanel.ols.results import OLSResults
 
     items = list(results.values()) if isinstance(results, dict) else (
         [results] if isinstance(results, OLSResults) else list(results)
     )
+    # a FitCollection (multiple estimation), or several (split= with a multiple-estimation formula)
+    items = [r for item in items for r in (item if isinstance(item, FitCollection) else [item])]
     for j, r in enumerate(items):
         if not isinstance(r, OLSResults):
             raise TypeError(

@@ -441,7 +441,38 @@ def estimate(
             ref = np.einsum("ij,ij->j", (Xm - xbar) * wn[:, None], Xm - xbar)
         else:
             ref = np.einsum("ij,ij->j", Xm * wn[:, None], Xm)
-    if w is not None:
+    return fit_tail(
+        yt, Xt, names=names, yname=yname, fe_names=[name for name, _ in fe], ref=ref, Xm=Xm, w=w,
+        collin_tol=collin_tol, gram=gram, zyx=out if in_place else None, tss=tss, factors=factors,
+        slopes=slopes, keep=keep, n_dropped=n_nan + n_dropped_before, n_singletons=n_single,
+        has_intercept=has_intercept, backend=backend_used, extra_factors=extra_factors,
+        y_raw=None if in_place else yv, X_raw=None if in_place else Xm, pooled_ssr=pooled_ssr, fe_rank=fe_rank,
+    )
+
+
+def fit_tail(
+    yt: np.ndarray, Xt: np.ndarray, *, names: list[str], yname: str, fe_names: list[str], ref: np.ndarray,
+    Xm: np.ndarray, w: np.ndarray | None, collin_tol: float, gram: np.ndarray | None, zyx: np.ndarray | None,
+    tss: float, factors: list[Factor], slopes: list[Any], keep: np.ndarray, n_dropped: int, n_singletons: int,
+    has_intercept: bool, backend: str, extra_factors: dict[str, Factor], y_raw: np.ndarray | None,
+    X_raw: np.ndarray | None, pooled_ssr: float | None, fe_rank: int | None, scaled: bool = False,
+    stacklevel: int = 4, zyx_cols: np.ndarray | None = None, ssr_from_gram: bool = False,
+) -> FitState:
+    """Solve and summarise a fit from its within-transformed data (the part of :func:`estimate`
+    after the transform; :mod:`fastpanel.ols.multi` calls it once per model of a collection).
+
+    ``yt``/``Xt``: transformed y and regressors (multiplied by ``sqrt(w)`` here unless
+    ``scaled``); ``gram``: cross-products of the (scaled) ``[y, X]`` or None; ``zyx``: the
+    transformed (scaled) buffer whose column 0 is y, kept for the fused SSR and cluster-score
+    kernel when ``gram`` is given (else the residuals are formed), with X in its columns
+    ``1 + zyx_cols`` (default: ``1 .. k``; other columns get coefficient 0); ``ssr_from_gram``:
+    the SSR as ``y'y - b'X'y`` from ``gram`` when ``ssr > y'y / 100`` (then it loses under 1e-13
+    relative), saving the kernel's pass; ``ref``: the sums of squares of the collinearity rule;
+    ``Xm``: the regressors ``_check_scale`` reads; ``y_raw``/``X_raw``: the untransformed data
+    to keep (None when transformed in place); ``keep``: the rows of the input used.
+    """
+    nobs = yt.shape[0]
+    if w is not None and not scaled:
         sw = np.sqrt(w)
         yt = yt * sw
         Xt = Xt * sw[:, None]
@@ -455,21 +486,28 @@ def estimate(
             f"fixed effects: {', '.join(dropped)}; their coefficients are not identified (remove them "
             "to silence this warning)",
             CollinearityWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         Xt = Xt[:, kept]
         names = [names[j] for j in kept]
-    coef_all = None
-    if gram is not None and _core_has("ols_cluster_scores"):
+    coef_all = kept_all = None
+    ssr = u = None
+    if gram is not None and zyx is not None and _core_has("ols_cluster_scores"):
         # Fused pass: the SSR without materialising u (it is formed later only if a covariance
         # type needs it); chunks of rows give the kernel parallel work.
         from fastpanel import _core
 
-        coef_all = np.zeros(gram.shape[0] - 1)
-        coef_all[kept] = params
-        chunks = np.append(np.arange(0, nobs, 1 << 16, dtype=np.int64), np.int64(nobs))
-        ssr = float(_core.ols_cluster_scores(out, coef_all, _EMPTY_I64, chunks)[1])
-        u = None
+        kept_all = np.asarray(kept, dtype=np.int64) if zyx_cols is None else np.asarray(zyx_cols, dtype=np.int64)[kept]
+        coef_all = np.zeros(zyx.shape[1] - 1)
+        coef_all[kept_all] = params
+        if ssr_from_gram:
+            # y'y - b'X'y loses about eps * y'y / ssr relative: used when that is under 1e-13
+            yy = float(gram[0, 0])
+            candidate = yy - (float(params @ gram[1:, 0][kept]) if len(kept) else 0.0)
+            ssr = candidate if candidate > 1e-2 * yy else None
+        if ssr is None:
+            chunks = np.append(np.arange(0, nobs, 1 << 16, dtype=np.int64), np.int64(nobs))
+            ssr = float(_core.ols_cluster_scores(zyx, coef_all, _EMPTY_I64, chunks)[1])
     else:
         u = yt - Xt @ params if len(kept) else yt.copy()
         ssr = float(u @ u)
@@ -479,17 +517,17 @@ def estimate(
         tss_within = tss
     return FitState(
         yname=yname, names=names, params=params, X=Xt, u=u, bread=bread, ssr=ssr,
-        tss_within=tss_within, tss=tss, nobs=nobs, n_dropped=n_nan + n_dropped_before,
-        n_singletons=n_single, fe_factors=factors, fe_names=[name for name, _ in fe], weights=w,
-        has_intercept=has_intercept, dropped=dropped, backend=backend_used,
+        tss_within=tss_within, tss=tss, nobs=nobs, n_dropped=n_dropped,
+        n_singletons=n_singletons, fe_factors=factors, fe_names=fe_names, weights=w,
+        has_intercept=has_intercept, dropped=dropped, backend=backend,
         extra=extra_factors,
-        y_raw=None if in_place else yv,
-        X_raw=None if in_place else (Xm[:, kept] if dropped else Xm),
+        y_raw=y_raw,
+        X_raw=None if X_raw is None else (X_raw[:, kept] if dropped else X_raw),
         pooled_ssr=pooled_ssr, _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None,
         fe_slopes=slopes, row_keep=None if keep.all() else keep, kept_idx=np.asarray(kept, dtype=np.int64),
-        zyx=out if coef_all is not None else None,
+        zyx=zyx if coef_all is not None else None,
         coef_all=coef_all,
-        kept_all=np.asarray(kept, dtype=np.int64) if coef_all is not None else None,
+        kept_all=kept_all,
     )
 
 

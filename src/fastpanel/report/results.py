@@ -62,11 +62,22 @@ def coef_frame(result: Any, truth: Mapping[str, float] | None = None) -> pd.Data
 
 
 def split_models(result: Any) -> list[tuple[str, Any]]:
-    """(label, result) pairs from a single fit or a split fit (dict, list or container)."""
+    """(label, result) pairs from a single fit or a split fit (dict, list or container).
+
+    A multiple-estimation :class:`~fastpanel.ols.FitCollection` gives one pair per model (its
+    label, e.g. ``"y1 ~ x1 | f1"``); a split fit of one (a dict of collections) gives
+    ``"<group>: <label>"`` pairs.
+    """
     if hasattr(result, "params"):
         return [("", result)]
     if isinstance(result, Mapping):
-        return [(str(k), v) for k, v in result.items()]
+        pairs = []
+        for k, v in result.items():
+            if not hasattr(v, "params") and hasattr(v, "models") and not callable(v.models):
+                pairs += [(f"{k}: {label}", r) for label, r in split_models(v)]
+            else:
+                pairs.append((str(k), v))
+        return pairs
     for attr in ("models", "results", "fits"):
         inner = getattr(result, attr, None)
         if inner is not None and not callable(inner):
