@@ -343,14 +343,15 @@ def feols_multi(
             raise ValueError(f"formula {fml!r}, model {m.label!r}: {exc}") from None
     _f._check_columns(cluster_cols, cols, "vcov")
     _f._check_columns(extra_cols, cols, "argument")
+    dtypes = {}  # each column's dtype looked up once (df[v] builds a Series per call)
     for m in models:
         for v in m.main_vars:
-            s = df[v]
-            if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
-                    or isinstance(s.dtype, pd.CategoricalDtype)):
+            dt = dtypes[v] if v in dtypes else dtypes.setdefault(v, df[v].dtype)
+            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt)
+                    or isinstance(dt, pd.CategoricalDtype)):
                 if not re.search(rf"C\(\s*{re.escape(v)}\s*[,)]", m.rhs + ("" if m.iv is None else m.iv[1])) or v == m.lhs:
                     raise TypeError(
-                        f"column {v!r} has non-numeric dtype {s.dtype}; declare it categorical in the formula "
+                        f"column {v!r} has non-numeric dtype {dt}; declare it categorical in the formula "
                         f"with C({v}) or convert it to numbers"
                     )
     if spec.kind == "DK" and time is None:
@@ -419,6 +420,7 @@ class _SharedFit:
         self._renamed: dict[tuple[str, str], Any] = {}
         self.cols: dict[str, np.ndarray] = {}  # union column key -> float64 values (all rows)
         self._floats: dict[str, np.ndarray] = {}
+        self._dtypes: dict[str, Any] = {}
         self._nan: dict[str, np.ndarray | None] = {}
         w = None if weights is None else df[weights].to_numpy(dtype=np.float64, na_value=np.nan)
         self.w = _m.check_weights(w, self.n)
@@ -445,6 +447,11 @@ class _SharedFit:
         if (col, label) not in self._renamed:
             self._renamed[(col, label)] = dataclasses.replace(self.factor(col), name=label)
         return self._renamed[(col, label)]
+
+    def _dtype(self, name: str) -> Any:
+        if name not in self._dtypes:
+            self._dtypes[name] = self.df[name].dtype
+        return self._dtypes[name]
 
     def _float(self, name: str) -> np.ndarray:
         """A data column as float64 (formula._float_column), one array object per column."""
@@ -474,7 +481,7 @@ class _SharedFit:
         if simple:
             cols = [t for t in terms if t not in ("0", "1", "-1")]
             no_const = "0" in terms or "-1" in m.rhs
-            if all(c in df.columns and pd.api.types.is_numeric_dtype(df[c]) for c in cols + [m.lhs]):
+            if all(c in df.columns and pd.api.types.is_numeric_dtype(self._dtype(c)) for c in cols + [m.lhs]):
                 m.simple = True
                 m.ykey = self._register(m.lhs, self._float(m.lhs))
                 keys = [self._register(c, self._float(c)) for c in cols]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from fastpanel.ols import covariance as cov
 
@@ -43,13 +43,18 @@ class OLSResults:
         self._cov = V
         # df of the t distribution: a float, or one per coefficient (CR2's Satterthwaite df), then
         # a Series aligned with params
-        self.df_t = pd.Series(np.asarray(df_t, dtype=float), index=state.names, name="df") if np.ndim(df_t) else df_t
-        names = state.names
-        self.params = pd.Series(state.params, index=names, name="coef")
-        self.bse = pd.Series(np.sqrt(np.clip(np.diag(V), 0, None)), index=names, name="std err")
+        # One Index shared by every per-coefficient Series: building it (pandas' string arrays)
+        # is most of a small fit's fixed cost, and a FitCollection builds many results.
+        names = pd.Index(list(state.names))
+        self.df_t = pd.Series(np.asarray(df_t, dtype=float), index=names, name="df") if np.ndim(df_t) else df_t
+        bse = np.sqrt(np.clip(np.diag(V), 0, None))
         with np.errstate(divide="ignore", invalid="ignore"):
-            self.tvalues = pd.Series(state.params / self.bse.to_numpy(), index=names, name="t")
-        self.pvalues = pd.Series(2 * stats.t.sf(np.abs(self.tvalues.to_numpy()), np.asarray(self.df_t)), index=names,
+            tv = state.params / bse
+        self.params = pd.Series(state.params, index=names, name="coef")
+        self.bse = pd.Series(bse, index=names, name="std err")
+        self.tvalues = pd.Series(tv, index=names, name="t")
+        # 2 P(T_df > |t|): special.stdtr is what stats.t.sf evaluates, without its argument checks
+        self.pvalues = pd.Series(2 * special.stdtr(np.asarray(self.df_t, dtype=float), -np.abs(tv)), index=names,
                                  name="P>|t|")
         self.nobs = state.nobs
         self.n_dropped = state.n_dropped
@@ -76,7 +81,7 @@ class OLSResults:
         base = state.tss_within if state.fe_factors else state.tss
         if k_f > 0 and state.ssr > 0 and has_df:
             self.fvalue = ((base - state.ssr) / k_f) / (state.ssr / self.df_resid)
-            self.f_pvalue = float(stats.f.sf(self.fvalue, k_f, self.df_resid))
+            self.f_pvalue = float(special.fdtrc(k_f, self.df_resid, self.fvalue))
         else:
             self.fvalue = self.f_pvalue = np.nan
 
