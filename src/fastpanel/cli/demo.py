@@ -112,7 +112,6 @@ def run(args: argparse.Namespace) -> int:
         coef_plot_png,
         coef_table,
         frame_table,
-        lr_curve_arrays,
         lr_plot_png,
         model_dict,
         side_by_side,
@@ -188,11 +187,13 @@ def run(args: argparse.Namespace) -> int:
                  coef_table(th, "html", truth=th_truth, caption=caption),
                  tex=coef_table(th, "latex", truth=th_truth, caption=caption),
                  tex_name="table_threshold.tex")
-    grid, lr = lr_curve_arrays(th_all.lr_curve(1))
+    from fastpanel.cli.threshold_report import shown_lr_curve
+
+    grid, lr, estimate, caption = shown_lr_curve(th_all)  # the selected model's own curve
     report.figure("lr_curve.png",
-                  lr_plot_png(grid, lr, estimate=float(th_all.thresholds_for(1)[0]), truth=truth["threshold"],
+                  lr_plot_png(grid, lr, estimate=estimate, truth=truth["threshold"],
                               xlabel="storage threshold (PB)", title="LR(γ), first threshold"),
-                  "Likelihood-ratio curve of the first threshold with the 95% critical value")
+                  caption)
     echo(args, "", "2. Threshold model (true threshold "
          f"{truth['threshold']:g} PB): " + th_all.selection_text() + " Selected: "
          + (", ".join(_fmt_ci(t, lo, hi, one) for t, (lo, hi), one in zip(thresholds, ci, single))

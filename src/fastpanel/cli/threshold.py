@@ -387,10 +387,11 @@ def _static_output(args: argparse.Namespace, result: Any) -> tuple[str, Any, byt
 
         report = static_report(result, args, payload)
     if args.plot:
-        from fastpanel.report import lr_curve_arrays, lr_plot_png
+        from fastpanel.cli.threshold_report import shown_lr_curve
+        from fastpanel.report import lr_plot_png
 
-        grid, lr = lr_curve_arrays(result.lr_curve(1))
-        png = lr_plot_png(grid, lr, estimate=float(result.thresholds_for(1)[0]), xlabel=args.threshold_var)
+        grid, lr, estimate, _ = shown_lr_curve(result)
+        png = lr_plot_png(grid, lr, estimate=estimate, xlabel=args.threshold_var)
     return text, report, png
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["dynamic_report", "static_report"]
@@ -36,9 +37,22 @@ def _add_coefs(report: Any, result: Any, caption: str, tex_name: str) -> None:
                  tex=coef_table(result, "latex", caption=caption), tex_name=tex_name)
 
 
+def shown_lr_curve(result: Any) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """(grid, LR, estimate, caption) of the first threshold of the model the report shows: the
+    selected model's own curve, or the one-threshold model's when no threshold is selected."""
+    from fastpanel.report import lr_curve_arrays
+
+    k = result.n_thresholds if result.n_selected is None else result.n_selected
+    model = result.model_for(max(k, 1))
+    grid, lr = lr_curve_arrays(model.lr_curve(1))
+    which = (f"of the selected {k}-threshold model" if k else
+             "of the one-threshold model (no threshold selected)")
+    return grid, lr, float(model.thresholds[0]), f"Likelihood-ratio curve of the first threshold {which} with the 95% critical value"
+
+
 def static_report(result: Any, args: argparse.Namespace, payload: dict[str, Any]) -> Any:
     """Report of a Hansen (1999) fit: the tests that chose the model, its coefficients, the LR curve."""
-    from fastpanel.report import Report, lr_curve_arrays, lr_plot_png
+    from fastpanel.report import Report, lr_plot_png
 
     k = result.n_thresholds if result.n_selected is None else result.n_selected
     shown = result.model_for(k)
@@ -56,10 +70,8 @@ def static_report(result: Any, args: argparse.Namespace, payload: dict[str, Any]
         _add_table(report, est, "Thresholds with 95% likelihood-ratio confidence intervals",
                    "table_thresholds.tex")
     _add_coefs(report, shown, "Coefficients of the selected model (one column per regime)", "table_threshold.tex")
-    grid, lr = lr_curve_arrays(result.lr_curve(1))
-    report.figure("lr_curve.png",
-                  lr_plot_png(grid, lr, estimate=float(result.thresholds_for(1)[0]), xlabel=args.threshold_var),
-                  "Likelihood-ratio curve of the first threshold with the 95% critical value")
+    grid, lr, estimate, caption = shown_lr_curve(result)
+    report.figure("lr_curve.png", lr_plot_png(grid, lr, estimate=estimate, xlabel=args.threshold_var), caption)
     report.results = {"model": "threshold", "formula": args.formula, "threshold_var": args.threshold_var,
                       "regime_vars": list(args.regime), **payload}
     return report

@@ -142,18 +142,22 @@ class ThresholdResults:
         idx = {k: sorted(float(cand[int(seq.idx[st][0])]) for st in sts) for k, sts in
                {1: ["1"], 2: ["1r", "2"], 3: ["1r", "2", "3"]}.items() if k <= K}
         self._thresholds_by_k = {0: [], **idx}
-        # confidence sets of the model with k thresholds, from the SSR curve of each estimate
+        # LR curves and confidence sets of the model with k thresholds, from the SSR curve of each
+        # of its estimates (the model with k < K thresholds has its own curves: the first
+        # threshold's unrefined scan for k = 1, not the refined curve of the K-threshold fit)
         sigma_k = {"1": 1, "1r": 2, "2": 2, "3": 3}
-        self._ci_by_k = {}
+        self._ci_by_k, self._lr_by_k = {}, {0: []}
         for k, sts in {1: ["1"], 2: ["1r", "2"], 3: ["1r", "2", "3"]}.items():
             if k <= K:
-                sets = []
+                curves = []
                 for st in sts:
                     i = int(seq.idx[st][0])
                     S = seq.curves[st][0]
                     LR = (S - S[i]) / float(sigma2(np.array([S[i]]), sigma_k[st])[0])
-                    sets.append((float(cand[i]), cand[LR <= crit]))
-                self._ci_by_k[k] = [c for _, c in sorted(sets, key=lambda e: e[0])]
+                    curves.append((float(cand[i]), LR, cand[LR <= crit]))
+                curves.sort(key=lambda e: e[0])
+                self._ci_by_k[k] = [c for _, _, c in curves]
+                self._lr_by_k[k] = [lr for _, lr, _ in curves]
         self.selection_level = float(level)
         self.n_selected = sequential_selection(self.tests["pvalue"].to_numpy(), level)
         return self
@@ -166,13 +170,15 @@ class ThresholdResults:
 
     def model_for(self, k: int) -> "ThresholdResults":
         """The fit restricted to the model with ``k`` thresholds (its thresholds, confidence
-        sets, coefficients and standard errors; tests and bootstrap draws are shared).
+        sets, LR curves, coefficients and standard errors, each equal to those of a fit with
+        ``n_thresholds=k``; the tests and bootstrap draws of every number are shared).
         ``res.model_for(res.n_selected)`` is the model chosen by the sequential tests."""
         from copy import copy
 
         view = copy(self)
         view.thresholds = self.thresholds_for(k)
         view.ci_sets = list(self._ci_by_k.get(k, []))
+        view._lr = list(self._lr_by_k[k])
         view.ci = [(float(c.min()), float(c.max())) for c in view.ci_sets]
         view._fit_params(self._tr, self._strict)
         return view
@@ -246,6 +252,9 @@ class ThresholdResults:
         Candidates removed by the exclusion window around other thresholds have LR = inf.
         """
         if not 1 <= k <= len(self.thresholds):
+            if not len(self.thresholds):
+                raise ValueError("this model has no threshold, so no LR curve: use res.model_for(1).lr_curve(1) "
+                                 "for the one-threshold model's")
             raise ValueError(f"k={k!r} must be between 1 and {len(self.thresholds)}")
         return self.grid.copy(), self._lr[k - 1].copy()
 
