@@ -95,11 +95,12 @@ def test_summary_and_repr_name_the_model():
     assert "endogenous: d" in repr(res)
 
 
-def test_dask_refuses_iv_with_the_reason():
+def test_dask_refuses_iv_hc3_with_the_reason():
+    """Dask fits IV (tests/test_distributed_iv.py) but not with the 2SLS leverage (HC2/HC3)."""
     dd = pytest.importorskip("dask.dataframe")
     ddf = dd.from_pandas(_panel(), npartitions=2)
-    with pytest.raises(ValueError, match="not implemented on Dask"):
-        fp.feols(FML, ddf, vcov={"CRV1": "firm"})
+    with pytest.raises(ValueError, match="leverage of the 2SLS"):
+        fp.feols(FML, ddf, vcov="HC3")
 
 
 def test_split_fits_one_iv_model_per_group():

@@ -30,7 +30,8 @@ column or by row-wise formula terms (``np.log(x)``, ``x1:x2``; not ``C(x)``); vc
 ``{"CRV3": entity}`` (entity effects only: leave-one-cluster-out slopes from the global Gram
 matrix, per partition), ``{"DK": lags}`` (``time=`` a period column); every ``ssc`` preset
 (statsmodels' two-way df count the connected sets of the entity-period graph, from the period
-pairs each partition's entities link). Anything else raises a ``ValueError``
+pairs each partition's entities link). IV formulas (``| d ~ z``) continue in
+:mod:`fastpanel.distributed.iv`. Anything else raises a ``ValueError``
 that names what is supported.
 """
 
@@ -57,7 +58,8 @@ SUPPORTED = ("on Dask, feols supports 'y ~ x1 + x2 | entity' or 'y ~ x1 + x2 | e
              "named by column or row-wise terms (np.log(x), x1:x2; not C(x)); vcov 'iid', 'HC0', 'HC1', "
              "'HC2'/'HC3' (entity effects only), {'CRV1': fixed effect(s)}, "
              "{'CRV3': entity} (entity effects only) or {'DK': lags} with time=; ssc 'fixest', 'linearmodels' or "
-             "'statsmodels'")
+             "'statsmodels'; IV ('| d ~ z') with variables named by column and vcov 'iid', 'HC0', 'HC1', "
+             "CRV1 or DK")
 
 
 @dataclass
@@ -224,14 +226,24 @@ def _crv3_cross(X: np.ndarray, yt: np.ndarray, codes: np.ndarray, n_groups: int,
 
 
 def _score_stats(part: pd.DataFrame, sp: _Spec, history, center, gamma, beta: np.ndarray, kept: list[int],
-                 kind: str, bread: np.ndarray, A: np.ndarray, b: np.ndarray) -> dict:
+                 kind: str, bread: np.ndarray, A: np.ndarray, b: np.ndarray, lin: list | None = None) -> dict:
+    """The partition's residual statistics. ``lin`` (IV and its auxiliary regressions): a list of
+    (M, c), the regressors ``Zt M`` and residuals ``Zt c`` of each regression as linear maps of
+    the transformed ``[y, X]``; their scores are stacked side by side, and ``ssr`` holds each
+    regression's residual cross-products (a matrix)."""
     Zt, c = _transformed(part, sp, history, center, gamma)
-    X = Zt[:, 1:][:, kept]
-    u = Zt[:, 0] - X @ beta
-    s = X * u[:, None]
+    if lin is None:
+        X = Zt[:, 1:][:, kept]
+        u = Zt[:, 0] - X @ beta
+        s = X * u[:, None]
+        ssr: Any = float(u @ u)
+    else:
+        U = np.column_stack([Zt @ cv for _, cv in lin]) if lin else np.zeros((Zt.shape[0], 0))
+        s = np.hstack([(Zt @ M) * U[:, [j]] for j, (M, _) in enumerate(lin)])
+        ssr = U.T @ U
     ent = c["ent"]
     e_sums = cov.group_sums(s, ent.codes, ent.n_levels)
-    out = {"ssr": float(u @ u), "hc": s.T @ s, "entity": e_sums.T @ e_sums}
+    out = {"ssr": ssr, "hc": s.T @ s, "entity": e_sums.T @ e_sums}
     if kind in ("HC2", "HC3"):  # leverage: the slopes' part plus the entity effects' w_i / W_g
         w = np.ones(X.shape[0]) if c["w"] is None else c["w"]
         lev = np.einsum("ij,jk,ik->i", X, bread, X) + w / np.bincount(ent.codes, w, minlength=ent.n_levels)[ent.codes]
@@ -295,6 +307,91 @@ def _period_components(links: np.ndarray, present: np.ndarray) -> int:
     return int(np.unique(labels[present]).size)
 
 
+def _vcov_context(spec: cov.VcovSpec, ssc: str, sc: list[dict], state: Any, fes: list[str], period: str | None,
+                  n_entities: int, n_periods: int, epp: np.ndarray | None) -> dict:
+    """What the covariance of every regression on the fit's sample shares: the cluster counts
+    (checked, and recorded on ``state.extra``), which effects are nested in the clusters, the
+    connected sets of the entity-period graph."""
+    clustered = spec.kind in ("CRV1", "CRV3")
+    cluster_levels = {fes[0]: n_entities}
+    if period:
+        cluster_levels[period] = n_periods
+    for c in spec.clusters:
+        if cluster_levels[c] < 2:
+            raise ValueError(f"cluster variable {c!r} has a single cluster in the sample; clustered standard errors "
+                             "need at least two clusters (use 'HC1' instead)")
+        state.extra[f"__cluster__{c}"] = _Levels(cluster_levels[c])
+    nested = []
+    if clustered:
+        test = all if ssc == "linearmodels" else any
+        nest = {(fes[0], fes[0]): True}
+        if period:
+            nest[(fes[0], period)] = all(s["entity_one_period"] for s in sc)
+            nest[(period, period)] = True
+            nest[(period, fes[0])] = bool((epp[epp > 0] == 1).all())
+        nested = [test(nest[(f, c)] for c in spec.clusters) for f in fes]
+    if period:
+        state.n_components = _period_components(np.concatenate([s["period_links"] for s in sc]), epp > 0)
+    levels = [n_entities] + ([n_periods] if period else [])
+    return {"clustered": clustered, "cluster_levels": cluster_levels, "nested": nested, "levels": levels,
+            "fes": fes, "period": period, "n_entities": n_entities}
+
+
+def _assemble_vcov(spec: cov.VcovSpec, ssc: str, ctx: dict, sc: list[dict], bread: np.ndarray, ssr: float, k: int,
+                   state: Any, sl: slice = slice(None)) -> tuple[np.ndarray, Any]:
+    """The covariance (and t df) of a regression with ``k`` coefficients from the summed partition
+    statistics ``sc``: its scores are the columns ``sl`` of the stacked scores, ``bread`` its
+    ``(X'X)^{-1}`` (or 2SLS bread), ``ssr`` its sum of squared residuals. The small-sample factors
+    are the in-memory ones (``fastpanel.ols.covariance``)."""
+    n = state.nobs
+    fes, period, levels, cluster_levels = ctx["fes"], ctx["period"], ctx["levels"], ctx["cluster_levels"]
+    if ssc == "statsmodels":
+        K = k + state.fe_df_exact
+    else:
+        K = cov.k_total(k, levels, ssc, ctx["clustered"], ctx["nested"] or [False] * len(levels))
+    cov.check_residual_df(n, k, K, state.fe_df_fixest, lambda: state.fe_df_exact)
+    df_resid = float(n - K)
+    if spec.kind == "iid":
+        return ssr / (n - K) * bread, df_resid
+    if spec.kind.startswith("HC"):
+        lev_one = sum(s.get("leverage_one", 0) for s in sc)
+        if lev_one:
+            raise ValueError(f"vcov='{spec.kind}': {lev_one} observations have leverage 1, so {spec.kind} is "
+                             "undefined; use 'HC1' or a clustered covariance")
+        meat = sum(s["hc"] for s in sc)[sl, sl]
+        return cov.hc_scale(spec.kind, ssc, n, K) * cov.sandwich(bread, meat), df_resid
+    if spec.kind == "CRV3":
+        scale, df_t = cov.crv3_scale(ssc, n, K, ctx["n_entities"])
+        return scale * sum(s["crv3"] for s in sc), df_t
+    if spec.kind == "CRV1":
+        meats = {fes[0]: sum(s["entity"] for s in sc)[sl, sl]}
+        if period:
+            z = np.sum([s["period_sums"] for s in sc], axis=0)[:, sl]
+            meats[period] = z.T @ z
+        g_min = min(cluster_levels[c] for c in spec.clusters)
+        parts = [(meats[c], cluster_levels[c], 1.0) for c in spec.clusters]
+        if len(spec.clusters) == 2:
+            parts.append((sum(s["cell"] for s in sc)[sl, sl], sum(s["n_cells"] for s in sc), -1.0))
+        V = np.zeros_like(bread)
+        for meat, G, sign in parts:
+            V += sign * cov.crv1_scale(ssc, n, K, G, g_min) * cov.sandwich(bread, meat)
+        if spec.eigen_fix:  # off by default for one- and two-way (as in memory)
+            V, state.vcov_eigen_fixed = cov.psd_eigen_fix(V, spec.label)
+        return V, (df_resid if ssc == "linearmodels" else float(g_min - 1))
+    # DK
+    z = np.sum([s["time_sums"] for s in sc], axis=0)[:, sl]
+    z = z[np.sum([s["time_counts"] for s in sc], axis=0) > 0]  # the periods in the sample, in order
+    T = z.shape[0]
+    if T < 2:
+        raise ValueError(f"vcov={{'DK': ...}} (Driscoll-Kraay) needs at least 2 periods in the sample, got {T}")
+    lags = cov.default_dk_lags(T) if spec.lags is None else spec.lags
+    if lags >= T:
+        raise ValueError(f"vcov={{'DK': {lags}}}: the lags must be below the number of periods ({T})")
+    meat = cov.bartlett_meat(z, np.arange(T), T, lags)
+    scale, df_t = cov.dk_scale(ssc, n, K, T)
+    return scale * cov.sandwich(bread, meat), df_t
+
+
 # -- orchestration ------------------------------------------------------------------------------
 def _run(dask: Any, ddf: Any, fn: Any, *args: Any) -> list:
     """fn(partition, *args) on every partition; results in partition order."""
@@ -333,18 +430,22 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     if ssc not in cov.SSC_PRESETS:
         raise ValueError(f"ssc={ssc!r} is not a preset; use one of {cov.SSC_PRESETS}")
     lhs, rhs, fes, iv = _parse(fml)
-    if iv is not None:
-        raise ValueError(
-            f"formula {fml!r}: IV (2SLS) fits are not implemented on Dask yet (the Gram matrix of the "
-            "transformed [y, x, d, z] would suffice, as for OLS, but the first stage and its diagnostics are "
-            "not wired through the partitions); fit in memory with fastpanel.feols on a pandas DataFrame"
-        )
     if any("[" in f for f in fes):
         raise ValueError(f"formula {fml!r}: varying slopes ('g[x]', 'g[[x]]') are not available on Dask yet; "
                          "fit in memory with fastpanel.feols on a pandas DataFrame")
     if not 1 <= len(fes) <= 2:
         raise ValueError(f"formula {fml!r}: " + SUPPORTED)
     xs = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "0", "1")]
+    iv_names = None
+    if iv is not None:
+        # IV: the columns [y, E, Z, D] go through the OLS rounds as the regressors (cleaned together)
+        from fastpanel.distributed.iv import check_iv_request
+
+        endog = [t.strip() for t in iv[0].split("+") if t.strip()]
+        inst = [t.strip() for t in iv[1].split("+") if t.strip()]
+        check_iv_request(fml, spec, fes, xs, endog, inst, ddf.columns)
+        iv_names = (list(xs), inst, endog)
+        xs = xs + inst + endog
     plain = all(t in ddf.columns for t in [lhs] + xs)
     needed = ([lhs] + xs) if plain else _required(f"{lhs} ~ {rhs}")
     names = needed + fes + [c for c in (weights, time) if c] + [str(c) for c in spec.clusters]
@@ -444,6 +545,13 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     # 4. slopes
     say("round 4/5: Gram matrix and slopes")
     gram = sum(_run(dask, ddf, _gram, sp, history, mean, gamma))
+    if iv_names is not None:
+        from fastpanel.distributed.iv import finish_iv
+
+        return finish_iv(dask, ddf, sp, history, mean, gamma, gram, C, spec=spec, ssc=ssc, collin_tol=collin_tol,
+                         lhs=lhs, exog=iv_names[0], inst=iv_names[1], endog=iv_names[2], fes=list(fes),
+                         period=period, n_kept=n_kept, n_nan=n_nan, n_total_ok=n_total_ok, n_entities=n_entities,
+                         say=say)
     params, bread, kept = _solve(None, None, np.diag(C)[1:].copy(), xs, collin_tol, gram)
     dropped = [xs[j] for j in range(len(xs)) if j not in kept]
     if dropped:
@@ -469,72 +577,8 @@ def feols_dask(fml: str, ddf: Any, vcov: Any = "iid", *, weights: str | None = N
     from fastpanel.distributed.wildboot import cell_recipe
 
     state.wild_cells = cell_recipe(dask, source, sp, history, mean, gamma, params, kept)
-    k = state.k
-    n = n_kept
-    clustered = spec.kind in ("CRV1", "CRV3")
-    cluster_levels = {fes[0]: n_entities}
-    if period:
-        cluster_levels[period] = n_periods
-    for c in spec.clusters:
-        if cluster_levels[c] < 2:
-            raise ValueError(f"cluster variable {c!r} has a single cluster in the sample; clustered standard errors "
-                             "need at least two clusters (use 'HC1' instead)")
-        state.extra[f"__cluster__{c}"] = _Levels(cluster_levels[c])
-    nested = []
-    if clustered:
-        test = all if ssc == "linearmodels" else any
-        nest = {(fes[0], fes[0]): True}
-        if period:
-            nest[(fes[0], period)] = all(s["entity_one_period"] for s in sc)
-            nest[(period, period)] = True
-            nest[(period, fes[0])] = bool((epp[epp > 0] == 1).all())
-        nested = [test(nest[(f, c)] for c in spec.clusters) for f in fes]
-    if period:
-        state.n_components = _period_components(np.concatenate([s["period_links"] for s in sc]), epp > 0)
-    if ssc == "statsmodels":
-        K = k + state.fe_df_exact
-    else:
-        K = cov.k_total(k, levels, ssc, clustered, nested or [False] * len(levels))
-    cov.check_residual_df(n, k, K, state.fe_df_fixest, lambda: state.fe_df_exact)
-    df_resid = float(n - K)
-    if spec.kind == "iid":
-        V, df_t = ssr / (n - K) * bread, df_resid
-    elif spec.kind.startswith("HC"):
-        lev_one = sum(s.get("leverage_one", 0) for s in sc)
-        if lev_one:
-            raise ValueError(f"vcov='{spec.kind}': {lev_one} observations have leverage 1, so {spec.kind} is "
-                             "undefined; use 'HC1' or a clustered covariance")
-        V, df_t = cov.hc_scale(spec.kind, ssc, n, K) * cov.sandwich(bread, sum(s["hc"] for s in sc)), df_resid
-    elif spec.kind == "CRV3":
-        scale, df_t = cov.crv3_scale(ssc, n, K, n_entities)
-        V = scale * sum(s["crv3"] for s in sc)
-    elif spec.kind == "CRV1":
-        meats = {fes[0]: sum(s["entity"] for s in sc)}
-        if period:
-            z = np.sum([s["period_sums"] for s in sc], axis=0)
-            meats[period] = z.T @ z
-        g_min = min(cluster_levels[c] for c in spec.clusters)
-        parts = [(meats[c], cluster_levels[c], 1.0) for c in spec.clusters]
-        if len(spec.clusters) == 2:
-            parts.append((sum(s["cell"] for s in sc), sum(s["n_cells"] for s in sc), -1.0))
-        V = np.zeros_like(bread)
-        for meat, G, sign in parts:
-            V += sign * cov.crv1_scale(ssc, n, K, G, g_min) * cov.sandwich(bread, meat)
-        if spec.eigen_fix:  # off by default for one- and two-way (as in memory)
-            V, state.vcov_eigen_fixed = cov.psd_eigen_fix(V, spec.label)
-        df_t = df_resid if ssc == "linearmodels" else float(g_min - 1)
-    else:  # DK
-        z = np.sum([s["time_sums"] for s in sc], axis=0)
-        z = z[np.sum([s["time_counts"] for s in sc], axis=0) > 0]  # the periods in the sample, in order
-        T = z.shape[0]
-        if T < 2:
-            raise ValueError(f"vcov={{'DK': ...}} (Driscoll-Kraay) needs at least 2 periods in the sample, got {T}")
-        lags = cov.default_dk_lags(T) if spec.lags is None else spec.lags
-        if lags >= T:
-            raise ValueError(f"vcov={{'DK': {lags}}}: the lags must be below the number of periods ({T})")
-        meat = cov.bartlett_meat(z, np.arange(T), T, lags)
-        scale, df_t = cov.dk_scale(ssc, n, K, T)
-        V = scale * cov.sandwich(bread, meat)
+    ctx = _vcov_context(spec, ssc, sc, state, fes, period, n_entities, n_periods, epp)
+    V, df_t = _assemble_vcov(spec, ssc, ctx, sc, bread, ssr, state.k, state)
     state.vcov = (V, df_t)
     return OLSResults(state, spec, ssc)
 

@@ -60,7 +60,7 @@ from fastpanel.ols.model import (
 if TYPE_CHECKING:  # pragma: no cover
     from fastpanel.ols.iv_results import IVResults
 
-__all__ = ["PanelIV", "estimate_iv", "IVState", "WeakInstrumentWarning"]
+__all__ = ["PanelIV", "estimate_iv", "solve_iv_gram", "IVState", "WeakInstrumentWarning"]
 
 
 class WeakInstrumentWarning(UserWarning):
@@ -170,6 +170,87 @@ def _check_names(exog: list[str], endog: list[str], inst: list[str]) -> None:
             raise ValueError(f"{', '.join(map(repr, dup))} appears more than once among the {what}; list it once")
 
 
+def solve_iv_gram(G: np.ndarray, thresh: np.ndarray, names_all: Sequence[str], ke: int, L: int, kd: int,
+                  collin_tol: float, stacklevel: int = 4) -> dict[str, Any]:
+    """The 2SLS solve from the Gram matrix ``G`` of the transformed ``[y, E, Z, D]``: which columns
+    are kept (sequential pivots against ``thresh``, warnings naming the dropped ones), the
+    identification checks, the first stage ``Pi`` and ``(W'W)^{-1}``, the coefficients and the
+    bread ``(Xhat'Xhat)^{-1}``. Shared by the in-memory fit and the Dask fit (whose ``G`` is a
+    sum over partitions)."""
+    iE = list(range(1, 1 + ke))
+    iZ = list(range(1 + ke, 1 + ke + L))
+    iD = list(range(1 + ke + L, 1 + ke + L + kd))
+    kept_EZ = _pivots_kept(G, thresh, iE + iZ)
+    kE = [j for j in iE if j in kept_EZ]
+    kZ = [j for j in iZ if j in kept_EZ]
+    kD = _pivots_kept(G, thresh, iD, base=kE)
+    drop_e = [names_all[j] for j in iE if j not in kE]
+    drop_d = [names_all[j] for j in iD if j not in kD]
+    drop_z = [names_all[j] for j in iZ if j not in kZ]
+    if drop_e or drop_d:
+        warnings.warn(
+            f"dropped {len(drop_e) + len(drop_d)} regressor(s) collinear with other regressors or absorbed by the "
+            f"fixed effects: {', '.join(drop_e + drop_d)}; their coefficients are not identified (remove them "
+            "to silence this warning)",
+            CollinearityWarning,
+            stacklevel=stacklevel,
+        )
+    if drop_z:
+        warnings.warn(
+            f"dropped {len(drop_z)} instrument(s) collinear with the other instruments and the exogenous "
+            f"regressors or absorbed by the fixed effects: {', '.join(drop_z)}; they add no information "
+            "(remove them to silence this warning)",
+            CollinearityWarning,
+            stacklevel=stacklevel,
+        )
+    if not kD:
+        raise ValueError(
+            f"every endogenous regressor ({', '.join(endog_names)}) is collinear with the exogenous regressors or "
+            "absorbed by the fixed effects; nothing is left to instrument"
+        )
+    if len(kZ) < len(kD):
+        raise ValueError(
+            f"the model is under-identified: {len(kZ)} excluded instrument(s) "
+            f"({', '.join(names_all[j] for j in kZ) or 'none'}) for {len(kD)} endogenous regressor(s) "
+            f"({', '.join(names_all[j] for j in kD)}); add instruments or make regressors exogenous"
+        )
+
+    kW = kE + kZ
+    WW = G[np.ix_(kW, kW)]
+    cW = scipy.linalg.cho_factor(WW, lower=False, check_finite=False)
+    WD = G[np.ix_(kW, kD)]
+    Pi = scipy.linalg.cho_solve(cW, WD, check_finite=False)
+    WW_inv = scipy.linalg.cho_solve(cW, np.eye(len(kW)), check_finite=False)
+    WW_inv = 0.5 * (WW_inv + WW_inv.T)
+    nE = len(kE)
+    A = np.block([[G[np.ix_(kE, kE)], G[np.ix_(kE, kD)]], [G[np.ix_(kD, kE)], WD.T @ Pi]])
+    rhs = np.concatenate([G[kE, 0], Pi.T @ G[kW, 0]])
+    # Rank condition: the fitted endogenous regressors must keep a non-negligible part of their
+    # variation net of E (pivot of Dhat against the pivot of D itself).
+    try:
+        cA = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
+        piv_hat = np.diag(cA[0])[nE:] ** 2
+    except np.linalg.LinAlgError:
+        cA, piv_hat = None, np.zeros(len(kD))
+    XX = G[np.ix_(kE + kD, kE + kD)]
+    cX = scipy.linalg.cho_factor(XX, lower=False, check_finite=False)
+    piv_raw = np.diag(cX[0])[nE:] ** 2
+    weak = piv_hat <= max(collin_tol, 1e-13) * piv_raw
+    if cA is None or weak.any():
+        bad_d = [names_all[kD[j]] for j in np.flatnonzero(weak)] or [names_all[j] for j in kD]
+        raise ValueError(
+            f"the instruments ({', '.join(names_all[j] for j in kZ)}) have no explanatory power for "
+            f"{', '.join(bad_d)} beyond the exogenous regressors and the fixed effects (rank condition fails): "
+            "the model is not identified; use instruments that are correlated with the endogenous regressors"
+        )
+    params = scipy.linalg.cho_solve(cA, rhs, check_finite=False)
+    bread = scipy.linalg.cho_solve(cA, np.eye(A.shape[0]), check_finite=False)
+    bread = 0.5 * (bread + bread.T)
+
+    return {"kE": kE, "kZ": kZ, "kD": kD, "kW": kW, "Pi": Pi, "WW_inv": WW_inv, "params": params, "bread": bread,
+            "dropped": drop_e + drop_d}
+
+
 def estimate_iv(
     M: np.ndarray,
     exog_names: Sequence[str],
@@ -266,76 +347,11 @@ def estimate_iv(
     G = _gram(M)[1]
     thresh = collin_tol * np.maximum(ref, np.finfo(float).tiny)
 
-    iE = list(range(1, 1 + ke))
-    iZ = list(range(1 + ke, 1 + ke + L))
-    iD = list(range(1 + ke + L, 1 + ke + L + kd))
-    kept_EZ = _pivots_kept(G, thresh, iE + iZ)
-    kE = [j for j in iE if j in kept_EZ]
-    kZ = [j for j in iZ if j in kept_EZ]
-    kD = _pivots_kept(G, thresh, iD, base=kE)
-    drop_e = [names_all[j] for j in iE if j not in kE]
-    drop_d = [names_all[j] for j in iD if j not in kD]
-    drop_z = [names_all[j] for j in iZ if j not in kZ]
-    if drop_e or drop_d:
-        warnings.warn(
-            f"dropped {len(drop_e) + len(drop_d)} regressor(s) collinear with other regressors or absorbed by the "
-            f"fixed effects: {', '.join(drop_e + drop_d)}; their coefficients are not identified (remove them "
-            "to silence this warning)",
-            CollinearityWarning,
-            stacklevel=3,
-        )
-    if drop_z:
-        warnings.warn(
-            f"dropped {len(drop_z)} instrument(s) collinear with the other instruments and the exogenous "
-            f"regressors or absorbed by the fixed effects: {', '.join(drop_z)}; they add no information "
-            "(remove them to silence this warning)",
-            CollinearityWarning,
-            stacklevel=3,
-        )
-    if not kD:
-        raise ValueError(
-            f"every endogenous regressor ({', '.join(endog_names)}) is collinear with the exogenous regressors or "
-            "absorbed by the fixed effects; nothing is left to instrument"
-        )
-    if len(kZ) < len(kD):
-        raise ValueError(
-            f"the model is under-identified: {len(kZ)} excluded instrument(s) "
-            f"({', '.join(names_all[j] for j in kZ) or 'none'}) for {len(kD)} endogenous regressor(s) "
-            f"({', '.join(names_all[j] for j in kD)}); add instruments or make regressors exogenous"
-        )
-
-    kW = kE + kZ
-    WW = G[np.ix_(kW, kW)]
-    cW = scipy.linalg.cho_factor(WW, lower=False, check_finite=False)
-    WD = G[np.ix_(kW, kD)]
-    Pi = scipy.linalg.cho_solve(cW, WD, check_finite=False)
-    WW_inv = scipy.linalg.cho_solve(cW, np.eye(len(kW)), check_finite=False)
-    WW_inv = 0.5 * (WW_inv + WW_inv.T)
+    sol = solve_iv_gram(G, thresh, names_all, ke, L, kd, collin_tol)
+    kE, kZ, kD, kW = sol["kE"], sol["kZ"], sol["kD"], sol["kW"]
+    Pi, WW_inv, params, bread = sol["Pi"], sol["WW_inv"], sol["params"], sol["bread"]
     nE = len(kE)
-    A = np.block([[G[np.ix_(kE, kE)], G[np.ix_(kE, kD)]], [G[np.ix_(kD, kE)], WD.T @ Pi]])
-    rhs = np.concatenate([G[kE, 0], Pi.T @ G[kW, 0]])
-    # Rank condition: the fitted endogenous regressors must keep a non-negligible part of their
-    # variation net of E (pivot of Dhat against the pivot of D itself).
-    try:
-        cA = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
-        piv_hat = np.diag(cA[0])[nE:] ** 2
-    except np.linalg.LinAlgError:
-        cA, piv_hat = None, np.zeros(len(kD))
-    XX = G[np.ix_(kE + kD, kE + kD)]
-    cX = scipy.linalg.cho_factor(XX, lower=False, check_finite=False)
-    piv_raw = np.diag(cX[0])[nE:] ** 2
-    weak = piv_hat <= max(collin_tol, 1e-13) * piv_raw
-    if cA is None or weak.any():
-        bad_d = [names_all[kD[j]] for j in np.flatnonzero(weak)] or [names_all[j] for j in kD]
-        raise ValueError(
-            f"the instruments ({', '.join(names_all[j] for j in kZ)}) have no explanatory power for "
-            f"{', '.join(bad_d)} beyond the exogenous regressors and the fixed effects (rank condition fails): "
-            "the model is not identified; use instruments that are correlated with the endogenous regressors"
-        )
-    params = scipy.linalg.cho_solve(cA, rhs, check_finite=False)
-    bread = scipy.linalg.cho_solve(cA, np.eye(A.shape[0]), check_finite=False)
-    bread = 0.5 * (bread + bread.T)
-
+    drop_e_d = sol["dropped"]
     W = _columns(M, kW)
     D = _columns(M, kD)
     yt = M[:, 0]
@@ -351,7 +367,7 @@ def estimate_iv(
         yname=yname, names=names, params=params, X=Xhat, u=u, bread=bread, ssr=float(u @ u),
         tss_within=float(G[0, 0]) if factors else tss, tss=tss, nobs=nobs, n_dropped=n_nan + n_dropped_before,
         n_singletons=n_single, fe_factors=factors, fe_names=[name for name, _ in fe], weights=w,
-        has_intercept=has_intercept, dropped=drop_e + drop_d, backend=backend_used, extra=extra_factors,
+        has_intercept=has_intercept, dropped=drop_e_d, backend=backend_used, extra=extra_factors,
         y_raw=None, X_raw=None, pooled_ssr=None,
         _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None, fe_slopes=slopes,
         exog_names=[names_all[j] for j in kE], endog_names=[names_all[j] for j in kD],

@@ -175,6 +175,13 @@ def kleibergen_paap(state: "IVState", Pi_Z: np.ndarray, V_pi: np.ndarray) -> tup
         ZZ, YY = part(Z, Z), part(D, D)
     else:
         ZZ, YY = Z.T @ Z, D.T @ D
+    return kp_from_cross(ZZ, YY, n, Pi_Z, V_pi)
+
+
+def kp_from_cross(ZZ: np.ndarray, YY: np.ndarray, n: int, Pi_Z: np.ndarray, V_pi: np.ndarray) -> tuple[float, int]:
+    """:func:`kleibergen_paap` from the cross-products ``Z~'Z~`` and ``Y~'Y~`` (E partialled out),
+    as the Dask fit has them (from its Gram matrix)."""
+    L, kd = Pi_Z.shape
     G = _sqrtm_sym(ZZ / n)
     F = _sqrtm_sym(YY / n)
     F_inv = np.linalg.inv(F)
