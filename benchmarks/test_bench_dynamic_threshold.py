@@ -12,7 +12,9 @@ period), so the thresholds must agree.
 
 Groups: ``dynamic-estimate-*`` (two-step estimate, both grid searches), ``dynamic-supwald-*``
 (the sample's sup-Wald), ``dynamic-draw-*`` (one bootstrap draw of the naive loop vs the whole
-fastpanel fit with all draws divided by the draw count in ``extra_info``).
+fastpanel fit with all draws divided by the draw count in ``extra_info``); ``dynamic-hansen-377iv``
+(Seo and Shin's section-7 specification on Hansen's data, 377 instruments; see below; the naive
+entry is marked ``large``).
 """
 
 from __future__ import annotations
@@ -184,3 +186,108 @@ def test_naive_one_bootstrap_draw(benchmark, case):
     eta = np.random.default_rng(0).standard_normal(naive.N)
     benchmark.pedantic(naive.one_draw, args=(grid, W2, moments, eta), rounds=1, iterations=1)
     benchmark.extra_info["library"] = "naive per-point GMM (NumPy/BLAS), one draw"
+
+
+# -- Seo and Shin (2016, section 7) on Hansen's data: 377 instruments ---------------------------
+# invest on its lag, cash flow, Tobin's q and debt, every slope shifting at a debt threshold,
+# cash flow, q and debt endogenous (instrumented by their lagged levels), firms 137, 391, 407,
+# 488 and 538 excluded: N = 560, T = 15, L = 377. One fit with 100 grid points and 199 draws.
+# The peer is the per-point textbook loop (class NaiveDesignGMM) on the same level rows and
+# pulled-back instruments (fastpanel.dynamic_panel.design.build_design): at every grid point it
+# rebuilds the regime regressors, forms Z'X(g) / N and solves the GMM problem with an explicit
+# weight matrix W = Omega^-1; the sup-Wald statistic runs two-step GMM at each point, and each
+# bootstrap draw re-solves every grid point with the second-step weight (Seo, Kim and Kim's
+# fast bootstrap, point by point). Group ``dynamic-hansen-377iv``.
+
+HANSEN = "../shared/data/hansen1999/invest.dat"
+
+
+def _hansen_frame() -> pd.DataFrame:
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", HANSEN)
+    if not os.path.exists(path):
+        pytest.skip(f"Hansen (1999) data not found at {path} (shared reference data)")
+    raw = np.loadtxt(path)
+    df = pd.DataFrame(raw, columns=["inva", "vala", "cfa", "debta"])
+    df["firm"] = np.arange(len(df)) // 15 + 1
+    df["year"] = 1973 + np.arange(len(df)) % 15
+    return df[~df.firm.isin([137, 391, 407, 488, 538])].reset_index(drop=True)
+
+
+class NaiveDesignGMM(NaiveGMM):
+    """The per-point GMM loop (NaiveGMM's gmm, omega, estimate) on a
+    :class:`~fastpanel.dynamic_panel.design.GMMDesign` (dense): level rows whose regime
+    regressors are [1, x] times 1(q > g), instruments pulled back to them."""
+
+    def __init__(self, d):
+        self.Z = d.zeta.toarray()
+        self.dy, self.dX, self.q, self.ent = d.y, d.X, d.q, d.entity
+        self.N, self.k = d.n_entities, d.X.shape[1]
+        self.g1 = self.Z.T @ self.dy / self.N
+        self.W1 = np.linalg.inv(self.Z.T @ self.Z / self.N)
+
+    def design(self, g):
+        up = (self.q > g)[:, None]
+        return np.column_stack([self.dX, np.column_stack([np.ones_like(self.q), self.dX]) * up])
+
+    def fit(self, grid, eta):
+        g2, _, W2, moments = self.estimate(grid)
+        wald, Vd = [], []
+        for g in grid:  # sup-Wald: two-step GMM at each point
+            u1 = self.gmm(self.W1, g)[2]
+            th, _, u2, G = self.gmm(np.linalg.inv(self.omega(u1)[0]), g)
+            V = np.linalg.inv(G.T @ np.linalg.inv(self.omega(u2)[0]) @ G)
+            Vd.append(V[self.k:, self.k:])
+            d = th[self.k:]
+            wald.append(self.N * d @ np.linalg.solve(Vd[-1], d))
+        boot = np.empty(eta.shape[1])
+        for b in range(eta.shape[1]):  # each draw re-solves every grid point
+            gstar = moments.T @ eta[:, b] / self.N
+            w = [self.N * (d := self.gmm(W2, g, gstar)[0][self.k:]) @ np.linalg.solve(V, d) for g, V in zip(grid, Vd)]
+            boot[b] = max(w)
+        return g2, max(wald), boot
+
+
+@pytest.fixture(scope="module")
+def hansen():
+    from fastpanel.dynamic_panel.design import build_design
+    from fastpanel.factor import factorize
+
+    df = _hansen_frame()
+    xs = ["cfa", "vala", "debta"]
+    y, X = df.inva.to_numpy(float), df[xs].to_numpy(float)
+    ent = factorize(df.firm.to_numpy(), "firm").codes
+    # fit_arrays' location convention: y and X centred at their means
+    d = build_design(y - y.mean(), X - X.mean(axis=0), df.debta.to_numpy(float), ent,
+                     (df.year - 1973).to_numpy(), lags=1, endog=np.ones(3, bool), extra_iv=np.empty((len(df), 0)),
+                     transform="fd", collapse=False, max_lag=None, y_name="inva", x_names=xs, iv_names=[])
+    grid = np.linspace(*np.quantile(d.q, [0.2, 0.8]), 100)
+    return df, d, grid
+
+
+def _hansen_fit(df, grid, B):
+    return fp.dynamic_threshold("inva ~ cfa + vala + debta", df, entity="firm", time="year", threshold_var="debta",
+                                lags=1, endog=["cfa", "vala", "debta"], grid=grid, n_boot=B, seed=1)
+
+
+def test_fastpanel_hansen_377_instruments(benchmark, hansen):
+    df, d, grid = hansen
+    benchmark.group = "dynamic-hansen-377iv"
+    res = benchmark.pedantic(_hansen_fit, args=(df, grid, 199), rounds=3, iterations=1)
+    benchmark.extra_info.update(library="fastpanel", draws=199, grid=len(grid), instruments=res.n_instruments)
+    assert res.n_instruments == 377 and res.n_entities == 560
+
+
+@pytest.mark.large  # about 110 s
+def test_naive_hansen_377_instruments(benchmark, hansen):
+    df, d, grid = hansen
+    benchmark.group = "dynamic-hansen-377iv"
+    naive = NaiveDesignGMM(d)
+    eta = np.random.default_rng(1).standard_normal((d.n_entities, 199))  # fastpanel's draws (seed=1)
+    g2, sup, boot = benchmark.pedantic(naive.fit, args=(grid, eta), rounds=1, iterations=1)
+    benchmark.extra_info["library"] = "naive per-point GMM (NumPy/BLAS)"
+    res = _hansen_fit(df, grid, 199)
+    assert res.threshold == g2
+    assert sup == pytest.approx(res.linearity_test.statistic, rel=1e-6)
+    np.testing.assert_allclose(np.sort(boot), np.sort(res.linearity_test.boot_stats), rtol=1e-6)

@@ -12,7 +12,7 @@ from _dynamic_data import simulate
 
 import fastpanel as fp
 from fastpanel.dynamic_panel.design import build_design
-from fastpanel.dynamic_panel.gmm import GMMEngine, InstrumentWarning, whitener
+from fastpanel.dynamic_panel.gmm import GMMEngine, InstrumentWarning, whiten_moments, whitener
 from fastpanel.dynamic_panel.model import fit_arrays, period_index
 from fastpanel.dynamic_panel.reference import NaivePanelGMM
 
@@ -148,6 +148,27 @@ def test_offsets_of_1e8_change_only_the_intercept_shift():
     assert b.params["shift:const"] == pytest.approx(expect, abs=1e-7 * c)
     assert b.linearity_test.statistic == pytest.approx(a.linearity_test.statistic, rel=1e-6)
     assert b.linearity_test.pvalue == a.linearity_test.pvalue
+
+
+@pytest.mark.parametrize("L", [12, 200])  # the batched path and the per-matrix LAPACK loop
+@pytest.mark.parametrize("singular", [False, True])
+def test_whiten_moments_gives_the_weighted_cross_product(L, singular):
+    """(P B)'(P B) = B' Omega^+ B, Omega the centred moment covariance (Seo and Shin eq. 11),
+    against a plain NumPy pinv; a repeated moment column (singular Omega) takes the eigh branch."""
+    rng = np.random.default_rng(L)
+    c, N = 3, 2 * L + 40
+    Mi = rng.standard_normal((c, N, L)) + 1e3  # an offset that centring must remove
+    if singular:
+        Mi[:, :, -1] = Mi[:, :, 0]
+    B = rng.standard_normal((c, L, 4))
+    PB = whiten_moments(Mi, B)
+    for i in range(c):
+        D = Mi[i] - Mi[i].mean(axis=0)
+        Om = D.T @ D / N
+        want = B[i].T @ np.linalg.pinv(Om, rcond=1e-12, hermitian=True) @ B[i]
+        got = PB[i].T @ PB[i]
+        # pinv and Cholesky/eigh agree to kappa(Omega) eps relative to the largest entry
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 * np.abs(want).max())
 
 
 def test_sup_wald_and_fast_bootstrap_match_pointwise_loops():
