@@ -56,6 +56,12 @@ def _same(ours, single, rtol=1e-12):
     np.testing.assert_allclose([ours.ssr, ours.rsquared, ours.rsquared_within],
                                [single.ssr, single.rsquared, single.rsquared_within], rtol=1e-11, atol=1e-14)
     assert ours.df_resid == single.df_resid
+    # the Series built on first access and the pooled SSR solved on first access
+    np.testing.assert_allclose(ours.tvalues, single.tvalues, rtol=rtol, atol=0)
+    np.testing.assert_allclose(ours.pvalues, single.pvalues, rtol=1e-9, atol=1e-300)
+    np.testing.assert_allclose([ours.fvalue], [single.fvalue], rtol=1e-9, atol=0)
+    if single.fixed_effects:
+        np.testing.assert_allclose(ours.f_poolability["stat"], single.f_poolability["stat"], rtol=1e-9)
 
 
 def _like_pyfixest(ours, ref):

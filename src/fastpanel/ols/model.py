@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import scipy.linalg
+from scipy.linalg import lapack
 
 from fastpanel.factor import Factor, factorize
 from fastpanel.fixed_effects import FixedEffects
@@ -62,6 +62,9 @@ class FitState:
     y_raw: np.ndarray | None = None
     X_raw: np.ndarray | None = None
     pooled_ssr: float | None = None  # SSR of pooled OLS with an intercept (when X_raw is not kept)
+    # centred cross-products of [y, X] the pooled SSR is solved from on first use (f_poolability):
+    # a collection of many small fits does not pay a pseudo-inverse per model up front
+    pooled_moments: np.ndarray | None = None
     zyx: np.ndarray | None = None  # transformed [y, X_all] buffer (unweighted in-place fits)
     coef_all: np.ndarray | None = None  # params padded with zeros for dropped regressors (for zyx)
     kept_all: np.ndarray | None = None  # columns of zyx[:, 1:] that are kept regressors
@@ -284,12 +287,11 @@ def _solve(
     kept = list(range(k))
     thresh = collin_tol * np.maximum(ref, np.finfo(float).tiny)
     ok = False
+    # LAPACK potrf/potrs directly: scipy.linalg.cho_factor's argument handling was most of a
+    # small solve's time, paid once per model of a FitCollection
     if k:
-        try:
-            c, low = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
-            ok = bool((np.diag(c) ** 2 > thresh).all())
-        except np.linalg.LinAlgError:
-            ok = False
+        c, info = lapack.dpotrf(A, lower=0, clean=1)
+        ok = info == 0 and bool((np.diag(c) ** 2 > thresh).all())
     if not ok and k:
         # Sequential pivots in column order: column j is kept when its residual sum of squares
         # on the kept earlier columns exceeds collin_tol times its sum of squares before the
@@ -311,11 +313,13 @@ def _solve(
             )
         A = A[np.ix_(kept, kept)]
         b = b[kept]
-        c, low = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
+        c, info = lapack.dpotrf(A, lower=0, clean=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"the kept regressors' cross-product is not positive definite (potrf info {info})")
     if not k:
         return np.zeros(0), np.zeros((0, 0)), kept
-    params = scipy.linalg.cho_solve((c, low), b, check_finite=False)
-    bread = scipy.linalg.cho_solve((c, low), np.eye(len(kept)), check_finite=False)
+    params, _ = lapack.dpotrs(c, b, lower=0)
+    bread, _ = lapack.dpotrs(c, np.eye(len(kept)), lower=0)
     return params, 0.5 * (bread + bread.T), kept
 
 
@@ -402,7 +406,7 @@ def estimate(
         factors and work is not None and not keep_raw and nobs == work.shape[0]
         and work.flags.f_contiguous and work.shape[1] == 1 + Xm.shape[1]
     )
-    pooled_ssr = None
+    pooled_moments = None
     gram = None
     fe_rank = None  # rank of the fixed-effect dummies, when the transform computed it
     if in_place:
@@ -415,7 +419,7 @@ def estimate(
         # Collinearity is judged on centred sums of squares: an offset (x = 1e8 + noise) must
         # not make a regressor look absorbed.
         ref = np.diag(centered)[1:].copy()
-        pooled_ssr = _pooled_ssr(centered)
+        pooled_moments = centered
         out, backend_used, fe_rank = absorb(work, factors, slopes, w, backend, out=work)
         yt, Xt = out[:, 0], out[:, 1:]
         if w is None:  # one pass gives X'X, X'y and y'y of the transformed data
@@ -446,7 +450,8 @@ def estimate(
         collin_tol=collin_tol, gram=gram, zyx=out if in_place else None, tss=tss, factors=factors,
         slopes=slopes, keep=keep, n_dropped=n_nan + n_dropped_before, n_singletons=n_single,
         has_intercept=has_intercept, backend=backend_used, extra_factors=extra_factors,
-        y_raw=None if in_place else yv, X_raw=None if in_place else Xm, pooled_ssr=pooled_ssr, fe_rank=fe_rank,
+        y_raw=None if in_place else yv, X_raw=None if in_place else Xm, pooled_ssr=None, fe_rank=fe_rank,
+        pooled_moments=pooled_moments,
     )
 
 
@@ -457,6 +462,7 @@ def fit_tail(
     has_intercept: bool, backend: str, extra_factors: dict[str, Factor], y_raw: np.ndarray | None,
     X_raw: np.ndarray | None, pooled_ssr: float | None, fe_rank: int | None, scaled: bool = False,
     stacklevel: int = 4, zyx_cols: np.ndarray | None = None, ssr_from_gram: bool = False,
+    pooled_moments: np.ndarray | None = None,
 ) -> FitState:
     """Solve and summarise a fit from its within-transformed data (the part of :func:`estimate`
     after the transform; :mod:`fastpanel.ols.multi` calls it once per model of a collection).
@@ -523,7 +529,7 @@ def fit_tail(
         extra=extra_factors,
         y_raw=y_raw,
         X_raw=None if X_raw is None else (X_raw[:, kept] if dropped else X_raw),
-        pooled_ssr=pooled_ssr, _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None,
+        pooled_ssr=pooled_ssr, pooled_moments=pooled_moments, _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None,
         fe_slopes=slopes, row_keep=None if keep.all() else keep, kept_idx=np.asarray(kept, dtype=np.int64),
         zyx=zyx if coef_all is not None else None,
         coef_all=coef_all,

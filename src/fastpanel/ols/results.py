@@ -41,21 +41,12 @@ class OLSResults:
         pre = getattr(state, "vcov", None)
         V, df_t = pre if pre is not None else cov.compute_vcov(state, spec, ssc)
         self._cov = V
-        # df of the t distribution: a float, or one per coefficient (CR2's Satterthwaite df), then
-        # a Series aligned with params
-        # One Index shared by every per-coefficient Series: building it (pandas' string arrays)
-        # is most of a small fit's fixed cost, and a FitCollection builds many results.
-        names = pd.Index(list(state.names))
-        self.df_t = pd.Series(np.asarray(df_t, dtype=float), index=names, name="df") if np.ndim(df_t) else df_t
-        bse = np.sqrt(np.clip(np.diag(V), 0, None))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tv = state.params / bse
-        self.params = pd.Series(state.params, index=names, name="coef")
-        self.bse = pd.Series(bse, index=names, name="std err")
-        self.tvalues = pd.Series(tv, index=names, name="t")
-        # 2 P(T_df > |t|): special.stdtr is what stats.t.sf evaluates, without its argument checks
-        self.pvalues = pd.Series(2 * special.stdtr(np.asarray(self.df_t, dtype=float), -np.abs(tv)), index=names,
-                                 name="P>|t|")
+        # The per-coefficient Series (params, bse, tvalues, pvalues, df_t) are built on first
+        # access from these arrays, on one shared Index: pandas' constructors are most of a small
+        # fit's fixed cost, and a FitCollection holds many results few of which are all read.
+        self._names = list(state.names)
+        self._df_t_raw = df_t
+        self._bse_arr = np.sqrt(np.clip(np.diag(V), 0, None))
         self.nobs = state.nobs
         self.n_dropped = state.n_dropped
         self.nobs_dropped = state.n_dropped
@@ -84,6 +75,40 @@ class OLSResults:
             self.f_pvalue = float(special.fdtrc(k_f, self.df_resid, self.fvalue))
         else:
             self.fvalue = self.f_pvalue = np.nan
+
+    @cached_property
+    def _index(self) -> pd.Index:
+        return pd.Index(self._names)
+
+    @cached_property
+    def df_t(self) -> Any:
+        """Degrees of freedom of the t distribution: a float, or a Series aligned with params
+        (CR2's Satterthwaite df, one per coefficient)."""
+        d = self._df_t_raw
+        return pd.Series(np.asarray(d, dtype=float), index=self._index, name="df") if np.ndim(d) else d
+
+    @cached_property
+    def params(self) -> pd.Series:
+        return pd.Series(self._state.params, index=self._index, name="coef")
+
+    @cached_property
+    def bse(self) -> pd.Series:
+        return pd.Series(self._bse_arr, index=self._index, name="std err")
+
+    @cached_property
+    def _tv_arr(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(self._state.params, dtype=float) / self._bse_arr
+
+    @cached_property
+    def tvalues(self) -> pd.Series:
+        return pd.Series(self._tv_arr, index=self._index, name="t")
+
+    @cached_property
+    def pvalues(self) -> pd.Series:
+        # 2 P(T_df > |t|): special.stdtr is what stats.t.sf evaluates, without its argument checks
+        p = 2 * special.stdtr(np.asarray(self._df_t_raw, dtype=float), -np.abs(self._tv_arr))
+        return pd.Series(p, index=self._index, name="P>|t|")
 
     # -- statsmodels-style accessors ------------------------------------------------------------
     def cov_params(self) -> pd.DataFrame:
@@ -139,6 +164,10 @@ class OLSResults:
         if not s.fe_factors:
             return {"stat": np.nan, "pvalue": np.nan, "df_num": 0, "df_denom": self.df_resid}
         if s.X_raw is None:  # transformed in place: the pooled fit was solved from moments
+            if s.pooled_ssr is None:
+                from fastpanel.ols.model import _pooled_ssr
+
+                s.pooled_ssr = _pooled_ssr(s.pooled_moments)
             ssr_pooled = float(s.pooled_ssr)
         else:
             # Centred first (the intercept absorbs it): with a column of 1e6 + noise, the raw
