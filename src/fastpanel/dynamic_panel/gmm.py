@@ -32,10 +32,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+from scipy.linalg import blas, lapack
 
 from fastpanel.dynamic_panel.design import GMMDesign
 
-__all__ = ["GMMEngine", "InstrumentWarning", "whitener", "whiten_moments"]
+__all__ = ["GMMEngine", "InstrumentWarning", "centred_cov", "whitener", "whiten_moments"]
 
 
 class InstrumentWarning(UserWarning):
@@ -70,6 +71,14 @@ def whitener(S: np.ndarray) -> np.ndarray:
     return out[0] if single else out
 
 
+def centred_cov(Mi: np.ndarray) -> np.ndarray:
+    """(1/N) sum_i (g_i - gbar)(g_i - gbar)' for each stack of ``Mi`` (c, N, L) (Seo and Shin
+    2016, eq. 11), centred before the product: E[g g'] - gbar gbar' cancels catastrophically when
+    the moments' mean is large against their spread."""
+    D = Mi - Mi.mean(axis=1, keepdims=True)
+    return np.matmul(D.transpose(0, 2, 1), D) / Mi.shape[1]
+
+
 # crossover of whiten_moments' per-matrix LAPACK loop and the batched numpy path (measured)
 _LOOP_MIN_L = 128
 
@@ -86,14 +95,9 @@ def whiten_moments(Mi: np.ndarray, B: np.ndarray) -> np.ndarray:
     Below ``L = 128`` the per-matrix LAPACK calls cost more than they save (at N = 2000, L = 60
     the loop took 2-3x numpy's batched ``matmul`` + ``whitener``), so small problems take the
     batched path; both give a P with the same P'P, hence the same GMM estimates."""
-    from scipy.linalg import blas, lapack
-
     c, N, L = Mi.shape
     if L < _LOOP_MIN_L:
-        # centred before the product: E[g g'] - gbar gbar' cancels catastrophically when the
-        # moments' mean is large against their spread
-        D = Mi - Mi.mean(axis=1, keepdims=True)
-        return np.matmul(whitener(np.matmul(D.transpose(0, 2, 1), D) / N), B)
+        return np.matmul(whitener(centred_cov(Mi)), B)
     out = np.empty(B.shape, dtype=np.float64)
     for i in range(c):
         Mc = np.asfortranarray(Mi[i] - Mi[i].mean(axis=0))
@@ -185,8 +189,7 @@ class GMMEngine:
 
     def omega(self, Mi: np.ndarray) -> np.ndarray:
         """(1/N) sum_i g_i g_i' - gbar gbar' (Seo and Shin 2016, eq. 11), for each column."""
-        D = Mi - Mi.mean(axis=1, keepdims=True)  # centred first: no cancellation of large means
-        return np.matmul(D.transpose(0, 2, 1), D) / self.N
+        return centred_cov(Mi)
 
     def chunk(self) -> int:
         return max(1, min(self.grid.size, int(2e6 // max(1, self.N * self.L))))

@@ -450,8 +450,7 @@ def estimate(
         collin_tol=collin_tol, gram=gram, zyx=out if in_place else None, tss=tss, factors=factors,
         slopes=slopes, keep=keep, n_dropped=n_nan + n_dropped_before, n_singletons=n_single,
         has_intercept=has_intercept, backend=backend_used, extra_factors=extra_factors,
-        y_raw=None if in_place else yv, X_raw=None if in_place else Xm, pooled_ssr=None, fe_rank=fe_rank,
-        pooled_moments=pooled_moments,
+        y_raw=None if in_place else yv, X_raw=None if in_place else Xm, pooled_moments=pooled_moments, fe_rank=fe_rank,
     )
 
 
@@ -460,9 +459,8 @@ def fit_tail(
     Xm: np.ndarray, w: np.ndarray | None, collin_tol: float, gram: np.ndarray | None, zyx: np.ndarray | None,
     tss: float, factors: list[Factor], slopes: list[Any], keep: np.ndarray, n_dropped: int, n_singletons: int,
     has_intercept: bool, backend: str, extra_factors: dict[str, Factor], y_raw: np.ndarray | None,
-    X_raw: np.ndarray | None, pooled_ssr: float | None, fe_rank: int | None, scaled: bool = False,
+    X_raw: np.ndarray | None, pooled_moments: np.ndarray | None, fe_rank: int | None, scaled: bool = False,
     stacklevel: int = 4, zyx_cols: np.ndarray | None = None, ssr_from_gram: bool = False,
-    pooled_moments: np.ndarray | None = None,
 ) -> FitState:
     """Solve and summarise a fit from its within-transformed data (the part of :func:`estimate`
     after the transform; :mod:`fastpanel.ols.multi` calls it once per model of a collection).
@@ -529,7 +527,7 @@ def fit_tail(
         extra=extra_factors,
         y_raw=y_raw,
         X_raw=None if X_raw is None else (X_raw[:, kept] if dropped else X_raw),
-        pooled_ssr=pooled_ssr, pooled_moments=pooled_moments, _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None,
+        pooled_moments=pooled_moments, _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None,
         fe_slopes=slopes, row_keep=None if keep.all() else keep, kept_idx=np.asarray(kept, dtype=np.int64),
         zyx=zyx if coef_all is not None else None,
         coef_all=coef_all,

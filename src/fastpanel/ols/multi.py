@@ -644,7 +644,7 @@ class _SharedFit:
                 T[:, iy], Xt, names=list(m.names), yname=m.lhs, fe_names=list(plain_m), ref=ref, Xm=Xm, w=w,
                 collin_tol=self.collin_tol, gram=gram[np.ix_(sub, sub)], zyx=zyx, tss=tss, factors=factors_m,
                 slopes=slopes_m, keep=keep_m, n_dropped=n_nan, n_singletons=n_single, has_intercept=m.has_int,
-                backend=backend_used, extra_factors=extra_m, y_raw=y_raw, X_raw=X_raw, pooled_ssr=None, pooled_moments=pooled,
+                backend=backend_used, extra_factors=extra_m, y_raw=y_raw, X_raw=X_raw, pooled_moments=pooled,
                 fe_rank=fe_rank, scaled=True, stacklevel=7, zyx_cols=zyx_cols,
                 ssr_from_gram=bool(factors_m),  # y'y of pooled data is uncentred: formed residuals there
             )
