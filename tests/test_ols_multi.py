@@ -161,6 +161,26 @@ def test_full_sample_in_place_and_crv3():
             _same(ours, fastpanel.feols(label, df, vcov=vcov))
 
 
+def test_offsets_of_1e8_in_place_and_the_pooled_f_test():
+    """Columns of 1e8 + noise, rows shuffled, in place: every model equals its single fit, and
+    the poolability F (pooled SSR solved on first access from centred moments) equals a plain
+    NumPy pooled regression with an intercept."""
+    df = _data(nan=False).sample(frac=1, random_state=5).reset_index(drop=True)
+    for c in ["y1", "x1", "x3"]:
+        df[c] = df[c] + 1e8
+    coll = fastpanel.feols("y1 ~ x1 + csw0(x2, x3) | f1", df)
+    for label, ours in coll.models.items():
+        _same(ours, fastpanel.feols(label, df), rtol=1e-9)
+        xs = list(ours.params.index)
+        X = df[xs].to_numpy() - df[xs].to_numpy().mean(axis=0)
+        y = df.y1.to_numpy() - df.y1.mean()
+        Z = np.column_stack([np.ones(len(df)), X])
+        r = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
+        d1 = df.f1.nunique() - 1
+        want = ((r @ r - ours.ssr) / d1) / (ours.ssr / ours.df_resid)
+        np.testing.assert_allclose(ours.f_poolability["stat"], want, rtol=1e-8)
+
+
 def test_varying_slopes_and_dk():
     fml = "y1 + y2 ~ x1 + sw(x2, x3) | f1 + f2[x4]"
     coll = fastpanel.feols(fml, DF, vcov={"DK": 1}, time="f2")
