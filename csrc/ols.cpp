@@ -77,10 +77,34 @@ py::tuple cluster_scores(py::array_t<double> Zyx, py::array_t<double> beta, py::
     return py::make_tuple(sums, ssr);
 }
 
+// sum_{lo <= i < hi} a_i b_i (sum of a_i when b is null) with kLanes independent partial sums:
+// a single accumulator makes the loop wait on each addition's latency; kLanes of them (one
+// vectorised inner loop of fixed order, so the result does not depend on the compiler's
+// choice) keep the adders busy. The block is L1-resident, so this is what bounds the Gram.
+constexpr int kLanes = 8;
+inline double block_dot(const double* a, const double* b, i64 lo, i64 hi) {
+    double acc[kLanes] = {0.0};
+    i64 i = lo;
+    if (b != nullptr) {
+        for (; i + kLanes <= hi; i += kLanes)
+            for (int u = 0; u < kLanes; ++u) acc[u] += a[i + u] * b[i + u];
+    } else {
+        for (; i + kLanes <= hi; i += kLanes)
+            for (int u = 0; u < kLanes; ++u) acc[u] += a[i + u];
+    }
+    double tail = 0.0;
+    for (; i < hi; ++i) tail += b != nullptr ? a[i] * b[i] : a[i];
+    double total = 0.0;
+    for (int u = 0; u < kLanes; ++u) total += acc[u];
+    return total + tail;
+}
+
 // Column sums and cross-products Z'Z of a column-major (n, m) matrix in ONE read: rows are
-// processed in cache-sized blocks, each block's columns multiplied while resident. Per-thread
-// accumulators, reduced at the end. O(n m^2) flops, one pass over memory (BLAS's Z'Z plus a
-// separate column sum would read Z twice).
+// processed in cache-sized blocks, each block's columns multiplied while resident. O(n m^2)
+// flops, one pass over memory (BLAS's Z'Z plus a separate column sum would read Z twice).
+// Reproducible: the rows are cut into fixed chunks (not into one piece per thread), each
+// chunk's partial sums go to a slot of its own, and the slots are added in chunk order, so
+// the result is the same bits whatever the thread count or the schedule.
 py::tuple gram(py::array_t<double> Z) {
     MatF z = mat_view(Z, "Z", false);
     const i64 n = z.rows, m = z.cols;
@@ -89,34 +113,22 @@ py::tuple gram(py::array_t<double> Z) {
     double* c_out = cross.mutable_data();
     {
         py::gil_scoped_release release;
-        const int n_threads = omp_get_max_threads();
-        std::vector<double> s_loc(static_cast<size_t>(n_threads) * m, 0.0);
-        std::vector<double> c_loc(static_cast<size_t>(n_threads) * m * m, 0.0);
-        constexpr i64 kBlock = 512;
-        const i64 n_blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel if (n * m > kOlsParallelMin)
-        {
-            const int t = omp_get_thread_num();
-            double* s_t = s_loc.data() + static_cast<size_t>(t) * m;
-            double* c_t = c_loc.data() + static_cast<size_t>(t) * m * m;
-#pragma omp for schedule(dynamic, 64)
-            for (i64 blk = 0; blk < n_blocks; ++blk) {
-                const i64 lo = blk * kBlock, hi = lo + kBlock < n ? lo + kBlock : n;
+        constexpr i64 kBlock = 512;           // rows of one cache-resident block
+        constexpr i64 kChunk = 64 * kBlock;   // rows of one partial-sum slot
+        const i64 n_chunks = n > 0 ? (n + kChunk - 1) / kChunk : 0;
+        const i64 slot = m + m * m;
+        std::vector<double> part(static_cast<size_t>(n_chunks * slot), 0.0);
+#pragma omp parallel for schedule(dynamic, 1) if (n * m > kOlsParallelMin)
+        for (i64 c = 0; c < n_chunks; ++c) {
+            double* s_c = part.data() + c * slot;
+            double* c_c = s_c + m;
+            const i64 c_hi = std::min(n, (c + 1) * kChunk);
+            for (i64 lo = c * kChunk; lo < c_hi; lo += kBlock) {
+                const i64 hi = std::min(c_hi, lo + kBlock);
                 for (i64 a = 0; a < m; ++a) {
                     const double* za = z.data + a * n;
-                    double sa = 0.0;
-#pragma omp simd reduction(+ : sa)
-                    for (i64 i = lo; i < hi; ++i) sa += za[i];
-                    s_t[a] += sa;
-                    for (i64 b = 0; b <= a; ++b) {
-                        const double* zb = z.data + b * n;
-                        double acc = 0.0;
-                        // simd reduction: lets the compiler vectorise the dot product (it may
-                        // reorder the additions within a 512-row block).
-#pragma omp simd reduction(+ : acc)
-                        for (i64 i = lo; i < hi; ++i) acc += za[i] * zb[i];
-                        c_t[a * m + b] += acc;
-                    }
+                    s_c[a] += block_dot(za, nullptr, lo, hi);
+                    for (i64 b = 0; b <= a; ++b) c_c[a * m + b] += block_dot(za, z.data + b * n, lo, hi);
                 }
             }
         }
@@ -124,10 +136,12 @@ py::tuple gram(py::array_t<double> Z) {
             s_out[a] = 0.0;
             for (i64 b = 0; b < m; ++b) c_out[a * m + b] = 0.0;
         }
-        for (int t = 0; t < n_threads; ++t) {
+        for (i64 c = 0; c < n_chunks; ++c) {
+            const double* s_c = part.data() + c * slot;
+            const double* c_c = s_c + m;
             for (i64 a = 0; a < m; ++a) {
-                s_out[a] += s_loc[static_cast<size_t>(t) * m + a];
-                for (i64 b = 0; b <= a; ++b) c_out[a * m + b] += c_loc[static_cast<size_t>(t) * m * m + a * m + b];
+                s_out[a] += s_c[a];
+                for (i64 b = 0; b <= a; ++b) c_out[a * m + b] += c_c[a * m + b];
             }
         }
         for (i64 a = 0; a < m; ++a)

@@ -291,7 +291,7 @@ def _solve(
     # small solve's time, paid once per model of a FitCollection
     if k:
         c, info = lapack.dpotrf(A, lower=0, clean=1)
-        ok = info == 0 and bool((np.diag(c) ** 2 > thresh).all())
+        ok = info == 0 and bool((c.diagonal() ** 2 > thresh).all())
     if not ok and k:
         # Sequential pivots in column order: column j is kept when its residual sum of squares
         # on the kept earlier columns exceeds collin_tol times its sum of squares before the
@@ -581,6 +581,8 @@ def _raw_moments(Z: np.ndarray, w: np.ndarray | None, chunk: int = 1 << 18) -> t
 def _check_scale(ref: np.ndarray, Xm: np.ndarray, names: Sequence[str]) -> None:
     """Refuse regressors whose squares leave the range of float64: their sums of squares
     underflow (or overflow), so no collinearity decision or solve could be trusted."""
+    if not ref.size or 1e-250 <= ref.min() <= ref.max() <= 1e250:
+        return  # the usual case, decided without building index arrays
     for j in np.flatnonzero((ref < 1e-250) | (ref > 1e250)):
         col = Xm[:, j]
         spread = float(np.nanmax(col) - np.nanmin(col)) if col.size else 0.0

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import re
 import warnings
@@ -143,6 +144,14 @@ def expand_formula(fml: str) -> list[str]:
     ['y1 ~ x1 + 1 | f1', 'y1 ~ x1 + x2 | f1', 'y1 ~ x1 + x2 + x3 | f1',
      'y2 ~ x1 + 1 | f1', 'y2 ~ x1 + x2 | f1', 'y2 ~ x1 + x2 + x3 | f1']
     """
+    if not isinstance(fml, str):
+        raise ValueError(f"formula {fml!r} must look like 'y1 + y2 ~ x1 + sw(x2, x3) | fe'")
+    return list(_expand_cached(fml))
+
+
+@functools.lru_cache(maxsize=256)
+def _expand_cached(fml: str) -> tuple[str, ...]:
+    # a pure function of the string, parsed once per distinct formula (loops refit the same one)
     if not isinstance(fml, str) or "~" not in fml:
         raise ValueError(f"formula {fml!r} must look like 'y1 + y2 ~ x1 + sw(x2, x3) | fe'")
     _check_parentheses(fml)
@@ -175,7 +184,7 @@ def expand_formula(fml: str) -> list[str]:
         if label not in labels:
             labels.append(label)
             by_fe.setdefault(fe, []).append(label)
-    return [label for group in by_fe.values() for label in group]
+    return tuple(label for group in by_fe.values() for label in group)
 
 
 # -- the collection --------------------------------------------------------------------------------
@@ -343,21 +352,23 @@ def feols_multi(
             raise ValueError(f"formula {fml!r}, model {m.label!r}: {exc}") from None
     _f._check_columns(cluster_cols, cols, "vcov")
     _f._check_columns(extra_cols, cols, "argument")
-    dtypes = {}  # each column's dtype looked up once (df[v] builds a Series per call)
+    # every column's dtype read once (df[v] builds a Series per call); _SharedFit reuses them
+    dtypes = dict(zip(cols, df.dtypes.tolist())) if df.columns.is_unique else {v: df[v].dtype for v in needed}
+    numeric = {v for v in needed if pd.api.types.is_numeric_dtype(dtypes[v]) or pd.api.types.is_bool_dtype(dtypes[v])
+               or isinstance(dtypes[v], pd.CategoricalDtype)}
     for m in models:
         for v in m.main_vars:
-            dt = dtypes[v] if v in dtypes else dtypes.setdefault(v, df[v].dtype)
-            if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt)
-                    or isinstance(dt, pd.CategoricalDtype)):
-                if not re.search(rf"C\(\s*{re.escape(v)}\s*[,)]", m.rhs + ("" if m.iv is None else m.iv[1])) or v == m.lhs:
-                    raise TypeError(
-                        f"column {v!r} has non-numeric dtype {dt}; declare it categorical in the formula "
-                        f"with C({v}) or convert it to numbers"
-                    )
+            # a non-numeric column is allowed only as a categorical C(v) regressor of this model
+            if v not in numeric and (v == m.lhs or not re.search(
+                    rf"C\(\s*{re.escape(v)}\s*[,)]", m.rhs + ("" if m.iv is None else m.iv[1]))):
+                raise TypeError(
+                    f"column {v!r} has non-numeric dtype {dtypes[v]}; declare it categorical in the formula "
+                    f"with C({v}) or convert it to numbers"
+                )
     if spec.kind == "DK" and time is None:
         raise ValueError("vcov={'DK': lags} needs the period column: pass time='year' (the column name)")
     opts = dict(vcov=vcov, spec=spec, ssc=ssc, weights=weights, backend=backend, time=time,
-                cluster_cols=cluster_cols, drop_singletons=drop_singletons, collin_tol=collin_tol)
+                cluster_cols=cluster_cols, drop_singletons=drop_singletons, collin_tol=collin_tol, dtypes=dtypes)
     if split_col is None:
         return FitCollection(labels, _fit_frame(models, df, **opts), fml)
     split_values = df[split_col]
@@ -388,7 +399,7 @@ def feols_multi(
 
 
 def _fit_frame(models: list[_Model], df: pd.DataFrame, *, vcov, spec, ssc, weights, backend, time, cluster_cols,
-               drop_singletons, collin_tol) -> list[Any]:
+               drop_singletons, collin_tol, dtypes) -> list[Any]:
     """Every model on one frame, in the models' order."""
     results: list[Any] = [None] * len(models)
     ols = [j for j, m in enumerate(models) if m.iv is None]
@@ -397,7 +408,7 @@ def _fit_frame(models: list[_Model], df: pd.DataFrame, *, vcov, spec, ssc, weigh
             results[j] = _f.feols(m.label, df, vcov, weights=weights, ssc=ssc, backend=backend, time=time,
                                   drop_singletons=drop_singletons, collin_tol=collin_tol)
     if ols:
-        fits = _SharedFit(df, spec, ssc, weights, backend, time, cluster_cols, drop_singletons, collin_tol)
+        fits = _SharedFit(df, spec, ssc, weights, backend, time, cluster_cols, drop_singletons, collin_tol, dtypes)
         for j, r in zip(ols, fits.run([models[j] for j in ols])):
             results[j] = r
     return results
@@ -410,7 +421,8 @@ def _fe_key(fes: list[str]) -> tuple[str, ...]:
 class _SharedFit:
     """OLS models on one frame with shared within transforms (see the module docstring)."""
 
-    def __init__(self, df, spec, ssc, weights, backend, time, cluster_cols, drop_singletons, collin_tol) -> None:
+    def __init__(self, df, spec, ssc, weights, backend, time, cluster_cols, drop_singletons, collin_tol,
+                 dtypes) -> None:
         self.df, self.spec, self.ssc = df, spec, ssc
         self.backend, self.time, self.cluster_cols = backend, time, cluster_cols
         self.drop_singletons, self.collin_tol = drop_singletons, collin_tol
@@ -420,7 +432,8 @@ class _SharedFit:
         self._renamed: dict[tuple[str, str], Any] = {}
         self.cols: dict[str, np.ndarray] = {}  # union column key -> float64 values (all rows)
         self._floats: dict[str, np.ndarray] = {}
-        self._dtypes: dict[str, Any] = {}
+        self._dtypes = dtypes  # column -> dtype, read once by feols_multi
+        self._numeric_cache: dict[str, bool] = {}
         self._nan: dict[str, np.ndarray | None] = {}
         w = None if weights is None else df[weights].to_numpy(dtype=np.float64, na_value=np.nan)
         self.w = _m.check_weights(w, self.n)
@@ -448,10 +461,12 @@ class _SharedFit:
             self._renamed[(col, label)] = dataclasses.replace(self.factor(col), name=label)
         return self._renamed[(col, label)]
 
-    def _dtype(self, name: str) -> Any:
-        if name not in self._dtypes:
-            self._dtypes[name] = self.df[name].dtype
-        return self._dtypes[name]
+    def _numeric(self, name: str) -> bool:
+        """Whether ``name`` is a numeric column of the frame (decided once per name)."""
+        if name not in self._numeric_cache:
+            dt = self._dtypes.get(name)
+            self._numeric_cache[name] = dt is not None and pd.api.types.is_numeric_dtype(dt)
+        return self._numeric_cache[name]
 
     def _float(self, name: str) -> np.ndarray:
         """A data column as float64 (formula._float_column), one array object per column."""
@@ -481,7 +496,7 @@ class _SharedFit:
         if simple:
             cols = [t for t in terms if t not in ("0", "1", "-1")]
             no_const = "0" in terms or "-1" in m.rhs
-            if all(c in df.columns and pd.api.types.is_numeric_dtype(self._dtype(c)) for c in cols + [m.lhs]):
+            if all(self._numeric(c) for c in cols) and self._numeric(m.lhs):
                 m.simple = True
                 m.ykey = self._register(m.lhs, self._float(m.lhs))
                 keys = [self._register(c, self._float(c)) for c in cols]
@@ -629,7 +644,7 @@ class _SharedFit:
             zyx_cols = np.asarray(ix, dtype=np.int64) - iy - 1
             zyx = T[:, iy:iy + 1 + (int(zyx_cols.max()) + 1 if ix else 0)] if (zyx_cols >= 0).all() else None
             if in_place:
-                cm = centered[np.ix_(sub, sub)]
+                cm = _sub(centered, sub)
                 tss, ref, pooled = float(cm[0, 0]), np.diag(cm)[1:].copy(), cm
                 y_raw = X_raw = None
                 Xm = Xt
@@ -642,7 +657,7 @@ class _SharedFit:
                 Xm = X_raw
             state = _m.fit_tail(
                 T[:, iy], Xt, names=list(m.names), yname=m.lhs, fe_names=list(plain_m), ref=ref, Xm=Xm, w=w,
-                collin_tol=self.collin_tol, gram=gram[np.ix_(sub, sub)], zyx=zyx, tss=tss, factors=factors_m,
+                collin_tol=self.collin_tol, gram=_sub(gram, sub), zyx=zyx, tss=tss, factors=factors_m,
                 slopes=slopes_m, keep=keep_m, n_dropped=n_nan, n_singletons=n_single, has_intercept=m.has_int,
                 backend=backend_used, extra_factors=extra_m, y_raw=y_raw, X_raw=X_raw, pooled_moments=pooled,
                 fe_rank=fe_rank, scaled=True, stacklevel=7, zyx_cols=zyx_cols,
@@ -653,6 +668,11 @@ class _SharedFit:
             state.design_fn = lambda new, rhs=rhs, has_fe=has_fe, names=names: _f._rhs_design(rhs, df, new, has_fe, names)
             out.append(OLSResults(state, self.spec, self.ssc))
         return out
+
+
+def _sub(A: np.ndarray, idx: list[int]) -> np.ndarray:
+    """``A[np.ix_(idx, idx)]`` of a small matrix (two takes: np.ix_'s set-up costs more)."""
+    return A.take(idx, axis=0).take(idx, axis=1)
 
 
 def _columns(M: np.ndarray, idx: list[int]) -> np.ndarray:

@@ -375,7 +375,9 @@ def _as_matrix(R: Any, names: list[str]) -> np.ndarray:
                          f"per coefficient ({', '.join(names)}), or ({k},) for one restriction")
     if not np.isfinite(mat).all():
         raise ValueError("R has NaN or infinite entries; every weight must be a finite number")
-    return mat
+    # one memory layout for every form of R (a reindexed DataFrame can come back with negative
+    # strides, and numpy's matmul rounds differently off its BLAS path): equal R, equal bits
+    return np.ascontiguousarray(mat)
 
 
 def _as_rhs(r: Any, q: int) -> np.ndarray:
