@@ -64,3 +64,33 @@ def test_static_model_still_needs_regime(panel):
     _, path = panel
     r = run_cli("threshold", str(path), "y ~ x | id", "--threshold-var", "q")
     assert "--regime" in one_line_error(r)
+
+
+def test_dynamic_xthenreg_options(panel, tmp_path):
+    df, path = panel  # simulate() is strongly balanced (rows shuffled in the file)
+    r = run_cli("threshold", str(path), "y ~ x | id", "--time", "year", "--threshold-var", "q", "--dynamic",
+                "--conventions", "xthenreg", "--kink", "--h0", "2", "--boot", "9", "--grid", "20", "--seed", "2",
+                "--format", "json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    res = fp.dynamic_threshold("y ~ x", df, entity="id", time="year", threshold_var="q", kink=True, h0=2.0,
+                               n_boot=9, grid=20, seed=2, conventions="xthenreg")
+    assert out["conventions"] == "xthenreg" and out["linearity_test"]["kink_test"] == "xthenreg"
+    assert out["linearity_test"]["restricted"] == ["x", "kink:(q-threshold)+"]
+    assert out["threshold"] == pytest.approx(res.threshold, rel=1e-12)
+    assert out["bandwidth"] == pytest.approx(res.bandwidth, rel=1e-12)
+    txt = run_cli("threshold", str(path), "y ~ x | id", "--time", "year", "--threshold-var", "q", "--dynamic",
+                  "--kink", "--kink-test", "xthenreg", "--boot", "5", "--grid", "10")
+    assert txt.returncode == 0, txt.stderr
+    assert "restriction: xthenreg's statistic: x = kink:(q-threshold)+ = 0" in txt.stdout
+    gap = tmp_path / "gap.csv"
+    df.iloc[1:].to_csv(gap, index=False)
+    r = run_cli("threshold", str(gap), "y ~ x | id", "--time", "year", "--threshold-var", "q", "--dynamic",
+                "--conventions", "xthenreg", "--boot", "0", "--grid", "10")
+    assert r.returncode != 0 and "strongly balanced" in one_line_error(r)
+    r = run_cli("threshold", str(path), "y ~ x | id", "--time", "year", "--threshold-var", "q", "--dynamic",
+                "--conventions", "xthenreg", "--collapse", "--boot", "0")
+    assert "--conventions xthenreg: --collapse" in one_line_error(r)
+    r = run_cli("threshold", str(path), "y ~ x | id", "--threshold-var", "q", "--regime", "x", "--exogenous", "x",
+                "--h0", "2")
+    assert "--exogenous, --h0: for the dynamic model only; add --dynamic" in one_line_error(r)

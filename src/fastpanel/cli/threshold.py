@@ -63,8 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 0.01)")
     p.add_argument("--grid", default=None, metavar="G",
                    help="number of quantile grid points, or 'exact' (default 400)")
-    p.add_argument("--conventions", default="default", choices=["default", "hansen1999"],
-                   help="computation conventions (default: fastpanel's; hansen1999: Hansen's program)")
+    p.add_argument("--conventions", default="default", choices=["default", "hansen1999", "xthenreg"],
+                   help="computation conventions (default: fastpanel's; hansen1999: Hansen's program; with "
+                        "--dynamic, xthenreg: Seo, Kim and Kim's Stata command)")
     p.add_argument("--level", type=float, default=0.05, metavar="A",
                    help="significance level of the sequential selection of thresholds (default 0.05)")
     dyn = p.add_argument_group("dynamic model (--dynamic)")
@@ -75,7 +76,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="endogenous regressor, instrumented by its lagged levels (repeat for several)")
     dyn.add_argument("--instrument", action="append", default=[], metavar="W",
                      help="extra exogenous instrument column, used in levels (repeat for several)")
+    dyn.add_argument("--exogenous", action="append", default=[], metavar="X",
+                     help="regressor instrumented by its levels x_1..x_t (xthenreg's exogenous(); repeat for several)")
     dyn.add_argument("--kink", action="store_true", help="kink model: continuous at the threshold")
+    dyn.add_argument("--kink-test", default=None, choices=["kink", "xthenreg"],
+                     help="kink model's linearity test: kink (the kink slope is zero; default) or xthenreg (its "
+                          "last two coefficients, as xthenreg computes it; the default with --conventions xthenreg)")
+    dyn.add_argument("--h0", type=float, default=1.5, metavar="H",
+                     help="scale of the threshold's kernel bandwidth h0 * 1.06 N^-1/5 sd(q) (default 1.5)")
     dyn.add_argument("--transform", default="fd", choices=["fd", "fod"],
                      help="fd: first differences (default); fod: forward orthogonal deviations (gaps)")
     dyn.add_argument("--collapse", action="store_true", help="one instrument per lag (Roodman 2009)")
@@ -170,6 +178,8 @@ def dynamic_payload(result: Any) -> dict[str, Any]:
 def _dynamic_words(message: str) -> str:
     for a, b in (("n_boot=", "--boot "), ("trim=", "--trim "), ("grid=", "--grid "), ("lags=", "--lags "),
                  ("max_lag=", "--max-lag "), ("endog=", "--endog "), ("instruments:", "--instrument:"),
+                 ("exogenous=", "--exogenous "), ("h0=", "--h0 "), ("kink_test=", "--kink-test "),
+                 ("conventions='xthenreg'", "--conventions xthenreg"),
                  ("transform=", "--transform "), ("collapse=True", "--collapse"), ("threshold_var=", "--threshold-var "),
                  ("entity= and time=", "the formula's '| entity' and --time")):
         message = message.replace(a, b)
@@ -182,9 +192,9 @@ def _run_dynamic(args: argparse.Namespace, frame: Any, entity: str) -> int:
     if args.regime:
         raise CLIError("--regime is for the static model; with --dynamic every regressor and the lags of y change "
                        "at the threshold")
-    if args.n_thresholds != 1 or args.time_effects or args.conventions != "default" or args.bootstrap:
+    if args.n_thresholds != 1 or args.time_effects or args.conventions == "hansen1999" or args.bootstrap:
         raise CLIError("--dynamic estimates one threshold with the fast bootstrap; drop --n-thresholds, "
-                       "--time-effects, --conventions and --bootstrap")
+                       "--time-effects, --conventions hansen1999 and --bootstrap")
     fml = args.formula.partition("|")[0]
     require_columns(frame, [args.threshold_var, args.time, *args.instrument], args.file)
     require_numeric(frame, [args.threshold_var, *args.instrument], args.file)
@@ -192,7 +202,9 @@ def _run_dynamic(args: argparse.Namespace, frame: Any, entity: str) -> int:
     kwargs: dict[str, Any] = dict(entity=entity, time=args.time, threshold_var=args.threshold_var, lags=args.lags,
                                   endog=args.endog, instruments=args.instrument, kink=args.kink,
                                   transform=args.transform, collapse=args.collapse, max_lag=args.max_lag,
-                                  n_boot=args.boot, seed=0 if args.seed is None else args.seed)
+                                  n_boot=args.boot, seed=0 if args.seed is None else args.seed,
+                                  exogenous=args.exogenous, conventions=args.conventions, h0=args.h0,
+                                  kink_test=args.kink_test)
     trim, grid = _trim(args.trim), _grid(args.grid)
     if isinstance(trim, list):
         raise CLIError("--trim: --dynamic takes one number, the share of the threshold variable left out at each end")
@@ -275,6 +287,11 @@ def run(args: argparse.Namespace) -> int:
     if args.dynamic:
         frame = read_table(args.file)
         return _run_dynamic(args, frame, _entity_column(args.formula))
+    dynamic_only = [flag for flag, used in (("--conventions xthenreg", args.conventions == "xthenreg"),
+                                            ("--exogenous", bool(args.exogenous)), ("--kink-test", args.kink_test),
+                                            ("--h0", args.h0 != 1.5)) if used]
+    if dynamic_only:
+        raise CLIError(f"{', '.join(dynamic_only)}: for the dynamic model only; add --dynamic")
     if not args.regime:
         raise CLIError("name the regime-dependent regressor(s) with --regime Z (or use --dynamic)")
     trim, grid = _trim(args.trim), _grid(args.grid)

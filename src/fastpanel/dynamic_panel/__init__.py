@@ -3,7 +3,7 @@ threshold found by grid search over the GMM objective, the kink-constrained vari
 bootstrap sup-Wald linearity test (Seo, Kim and Kim 2019)."""
 
 from fastpanel.dynamic_panel.gmm import InstrumentWarning
-from fastpanel.dynamic_panel.model import dynamic_threshold
+from fastpanel.dynamic_panel.model import DroppedEntitiesWarning, dynamic_threshold
 from fastpanel.dynamic_panel.results import DynamicThresholdResults, LinearityTest
 
-__all__ = ["DynamicThresholdResults", "InstrumentWarning", "LinearityTest", "dynamic_threshold"]
+__all__ = ["DroppedEntitiesWarning", "DynamicThresholdResults", "InstrumentWarning", "LinearityTest", "dynamic_threshold"]

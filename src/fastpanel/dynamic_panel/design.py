@@ -83,7 +83,8 @@ def _lag_rows(skey: np.ndarray, order: np.ndarray, key: np.ndarray, lag: int, pe
 
 def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, period: np.ndarray, *,
                  lags: int, endog: np.ndarray, extra_iv: np.ndarray, transform: str, collapse: bool,
-                 max_lag: int | None, y_name: str, x_names: list[str], iv_names: list[str]) -> GMMDesign:
+                 max_lag: int | None, y_name: str, x_names: list[str], iv_names: list[str],
+                 exog_levels: np.ndarray | None = None, y_instruments: bool = True) -> GMMDesign:
     """Build the level rows, the transformation and the pulled-back instruments.
 
     Parameters
@@ -93,6 +94,10 @@ def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray
     period : integer period index per row (consecutive periods differ by one).
     lags : number of lags of y among the regressors (0 gives a static model).
     endog : boolean mask over the columns of X: instrumented by their lagged levels.
+    exog_levels : boolean mask over the columns of X (disjoint from ``endog``): instrumented by
+        their levels x_1 .. x_t in the equation dated t, current level included (xthenreg's
+        ``exogenous()``); the other columns by their own transformed values.
+    y_instruments : whether lagged levels of y are instruments (False: xthenreg's static model).
     extra_iv : (n, m) additional exogenous instruments, used in levels.
     transform : "fd" (first differences) or "fod" (forward orthogonal deviations).
     collapse : one instrument column per lag instead of one per (period, lag) (Roodman 2009).
@@ -168,8 +173,10 @@ def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray
     # Instruments z_j, as COO triplets; columns named by (kind, period, lag) or (kind, lag).
     t_j = per_r[eq]
     lvl_j = level[eq]  # caller's row of each equation
-    kx_exo = [c for c in range(kx) if not endog[c]]
+    lev = np.zeros(kx, dtype=bool) if exog_levels is None else np.asarray(exog_levels, dtype=bool)
+    kx_exo = [c for c in range(kx) if not endog[c] and not lev[c]]
     kx_end = [c for c in range(kx) if endog[c]]
+    kx_lev = [c for c in range(kx) if lev[c] and not endog[c]]
     trip_j: list[np.ndarray] = []
     trip_key: list[list[tuple]] = []
     trip_v: list[np.ndarray] = []
@@ -179,19 +186,22 @@ def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray
         trip_v.append(vals)
         trip_key.append(labels)
 
-    def lag_block(values: np.ndarray, label: str) -> None:
+    def lag_block(values: np.ndarray, label: str, lowest: int = first_lag) -> None:
         deepest = int(t_j.max())
         top = deepest if max_lag is None else min(deepest, max_lag)
-        for ell in range(first_lag, top + 1):
+        for ell in range(lowest, top + 1):
             src = lag_row(ell)[lvl_j]
             have = src >= 0
             jr = np.flatnonzero(have)
             v = values[src[have]]
             add(jr, v, [(label, ell) if collapse else (label, int(t), ell) for t in t_j[jr]])
 
-    lag_block(y, y_name)
+    if y_instruments:
+        lag_block(y, y_name)
     for c in kx_end:
         lag_block(X[:, c], x_names[c])
+    for c in kx_lev:  # levels from the equation's own period back: lag 0 first
+        lag_block(X[:, c], x_names[c], lowest=0)
     AX = A @ X[level] if kx_exo else None
     for c in kx_exo:
         add(np.arange(n_j), AX[:, c], [(x_names[c],) if collapse else (x_names[c], int(t)) for t in t_j])
@@ -222,7 +232,7 @@ def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray
     ent_code = np.searchsorted(ent_keep, ent_r[sel])
 
     def label(t: tuple) -> str:
-        if t[0] in (y_name, *[x_names[c] for c in kx_end]) and len(t) >= 2:
+        if t[0] in (y_name, *[x_names[c] for c in kx_end + kx_lev]) and len(t) >= 2:
             ell = t[-1]
             return f"L{ell}.{t[0]}" + ("" if collapse else f"@{t[1]}")
         return str(t[0]) + ("" if collapse or len(t) < 2 else f"@{t[1]}")

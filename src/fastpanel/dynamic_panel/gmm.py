@@ -117,7 +117,7 @@ def whiten_moments(Mi: np.ndarray, B: np.ndarray) -> np.ndarray:
 class GMMEngine:
     """Threshold-invariant moments and the grid of regime moments of one design."""
 
-    def __init__(self, d: GMMDesign, grid: np.ndarray, kink: bool):
+    def __init__(self, d: GMMDesign, grid: np.ndarray, kink: bool, kink_test: str = "kink"):
         self.d = d
         self.kink = kink
         self.grid = np.asarray(grid, dtype=np.float64)
@@ -126,6 +126,16 @@ class GMMEngine:
         self.k = d.X.shape[1]
         self.m = 1 if kink else self.k + 1
         self.p = self.k + self.m
+        # Coefficients the linearity test restricts to zero: the regime parameters, or with
+        # kink_test="xthenreg" (kink model only) xthenreg's last two coefficients, the last slope
+        # and the kink, whose covariance xthenreg forms with the kink column of the Jacobian
+        # signed opposite to the slopes' (its cov_con_kink_b): the pair's covariance changes sign.
+        if kink and kink_test == "xthenreg":
+            self.test_idx = np.array([self.p - 2, self.p - 1])
+            self.test_sign = np.array([1.0, -1.0])
+        else:
+            self.test_idx = np.arange(self.k, self.p)
+            self.test_sign = np.ones(self.m)
         zt = d.zeta.T.tocsr()
         self.g1 = zt @ d.y / N
         self.Gb = np.asarray(zt @ d.X) / N
@@ -244,12 +254,14 @@ class GMMEngine:
         return np.linalg.pinv(Dw.T @ Dw) / self.N
 
     def sup_wald(self, Pw1: np.ndarray, theta1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Wald statistic of d = 0 at each grid point with two-step GMM at that point.
+        """Wald statistic of d = 0 (the coefficients ``test_idx``) at each grid point with
+        two-step GMM at that point.
 
         Returns the statistics (G,), the Cholesky factors of the Wald covariances (G, d, d)
         and the second-step thetas (G, p)."""
         G = self.grid.size
-        dlen = self.m
+        idx_t, sgn = self.test_idx, np.outer(self.test_sign, self.test_sign)
+        dlen = idx_t.size
         wald = np.full(G, np.nan)
         chol = np.zeros((G, dlen, dlen))
         theta2 = np.full((G, self.p), np.nan)
@@ -268,7 +280,7 @@ class GMMEngine:
             th2z = np.nan_to_num(th2)
             Gw = whiten_moments(self.entity_moments(self.residuals(th2z, self.grid[idx])), Gj)
             V = np.linalg.pinv(np.matmul(Gw.transpose(0, 2, 1), Gw))
-            Vd = V[:, self.k:, self.k:]
+            Vd = V[:, idx_t][:, :, idx_t] * sgn
             for c, i in enumerate(idx):
                 if not good[c]:
                     continue
@@ -276,7 +288,7 @@ class GMMEngine:
                     ch = np.linalg.cholesky(0.5 * (Vd[c] + Vd[c].T))
                 except np.linalg.LinAlgError:
                     continue
-                z = sla.solve_triangular(ch, th2z[c, self.k:], lower=True)
+                z = sla.solve_triangular(ch, th2z[c, idx_t], lower=True)
                 wald[i] = self.N * float(z @ z)
                 chol[i] = ch
                 theta2[i] = th2z[c]
@@ -303,7 +315,7 @@ class GMMEngine:
                 continue
             rhs = np.einsum("clp,lb->cpb", Q[sl][use], gw)
             th = np.linalg.solve(R[sl][use], rhs)
-            dstar = th[:, self.k:, :]
+            dstar = th[:, self.test_idx, :]
             z = np.linalg.solve(chol[sl][use], dstar)  # triangular, small
             w = self.N * np.einsum("cdb,cdb->cb", z, z)
             out = np.maximum(out, w.max(axis=0))

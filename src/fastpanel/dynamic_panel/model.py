@@ -30,7 +30,11 @@ from fastpanel.dynamic_panel.design import build_design
 from fastpanel.dynamic_panel.gmm import GMMEngine, InstrumentWarning, whitener
 from fastpanel.dynamic_panel.results import DynamicThresholdResults, LinearityTest
 
-__all__ = ["dynamic_threshold", "fit_arrays", "period_index"]
+__all__ = ["DroppedEntitiesWarning", "dynamic_threshold", "fit_arrays", "period_index", "quantile_type2"]
+
+
+class DroppedEntitiesWarning(UserWarning):
+    """Entities left out whole (conventions="xthenreg": a missing value in one of their rows)."""
 
 
 def period_index(time: np.ndarray, name: str = "time") -> np.ndarray:
@@ -47,13 +51,34 @@ def period_index(time: np.ndarray, name: str = "time") -> np.ndarray:
     return np.unique(t, return_inverse=True)[1].astype(np.int64)
 
 
-def _grid(q: np.ndarray, grid: Any, trim: float) -> np.ndarray:
+def quantile_type2(x: np.ndarray, p: float) -> float:
+    """Quantile with Hyndman and Fan's definition 2 (the inverse empirical distribution
+    function, averaging at its discontinuities), computed as moremata's ``mm_quantile`` does
+    by default: with n p = j exactly an integer the mean of the j-th and (j+1)-th order
+    statistics, else the ceil(n p)-th."""
+    xs = np.sort(np.asarray(x, dtype=np.float64))
+    n = xs.size
+    if n == 0:
+        raise ValueError("no values to take a quantile of")
+    if n == 1:
+        return float(xs[0])
+    pn = p * n
+    j = int(np.floor(pn))
+    h = 1.0 if pn > j else 0.5
+    lo, hi = min(max(j, 1), n), min(max(j + 1, 1), n)  # 1-based positions, clipped as moremata
+    return float((1 - h) * xs[lo - 1] + h * xs[hi - 1])
+
+
+def _grid(q: np.ndarray, grid: Any, trim: float, conventions: str = "default") -> np.ndarray:
     if isinstance(grid, (int, np.integer)) and not isinstance(grid, bool):
         if grid < 2:
             raise ValueError(f"grid={grid!r} must be at least 2 points, or an array of thresholds")
         if not 0 <= trim < 0.5:
             raise ValueError(f"trim={trim!r} must lie in [0, 0.5): the share of q left out at each end")
-        lo, hi = np.quantile(q, [trim, 1 - trim])
+        if conventions == "xthenreg":
+            lo, hi = quantile_type2(q, trim), quantile_type2(q, 1 - trim)
+        else:
+            lo, hi = np.quantile(q, [trim, 1 - trim])
         if not hi > lo:
             raise ValueError(f"the threshold variable takes one value between its {trim:.0%} and "
                              f"{1 - trim:.0%} quantiles; lower trim= or check the variable")
@@ -70,8 +95,13 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, 
                grid: Any = 100, trim: float = 0.2, n_boot: int = 300, seed: int | None = None,
                bandwidth: float | None = None, y_name: str = "y", x_names: Sequence[str] | None = None,
                q_name: str = "q", iv_names: Sequence[str] | None = None, n_dropped: int = 0,
+               exog_levels: Sequence[bool] | None = None, conventions: str = "default", h0: float = 1.5,
+               kink_test: str | None = None,
                ) -> DynamicThresholdResults:
-    """Fit from arrays with no missing values (``entity``: dense codes; ``period``: integers)."""
+    """Fit from arrays with no missing values (``entity``: dense codes; ``period``: integers).
+
+    ``conventions="xthenreg"`` expects the rows of a strongly balanced panel (checked by
+    :func:`dynamic_threshold`): its grid and bandwidth read q on every row passed."""
     import warnings
 
     n = y.shape[0]
@@ -92,6 +122,27 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, 
                          "(the first valid lag of a level instrument)")
     if bandwidth is not None and not (np.isfinite(bandwidth) and bandwidth > 0):
         raise ValueError(f"bandwidth={bandwidth!r} must be a positive number or None (rule of thumb)")
+    if isinstance(h0, bool) or not (isinstance(h0, (int, float, np.integer, np.floating)) and np.isfinite(h0) and h0 > 0):
+        raise ValueError(f"h0={h0!r} must be a positive number (the bandwidth's scale, xthenreg's h_0; 1.5 by default)")
+    if conventions not in ("default", "xthenreg"):
+        raise ValueError(f"conventions={conventions!r} must be 'default' or 'xthenreg'")
+    if kink_test is None:
+        kink_test = "xthenreg" if conventions == "xthenreg" else "kink"
+    if kink_test not in ("kink", "xthenreg"):
+        raise ValueError(f"kink_test={kink_test!r} must be 'kink' (the kink slope is zero) or 'xthenreg' (its "
+                         "last two coefficients, as xthenreg computes it)")
+    lev_mask = np.zeros(kx, dtype=bool) if exog_levels is None else np.asarray(exog_levels, dtype=bool)
+    if conventions == "xthenreg":
+        for arg, value, ok, what in (("lags", lags, lags in (0, 1), "1 (dynamic) or 0 (its static model)"),
+                                     ("transform", transform, transform == "fd", "'fd' (first differences)"),
+                                     ("collapse", collapse, not collapse, "False"),
+                                     ("max_lag", max_lag, max_lag is None, "None (every lag)")):
+            if not ok:
+                raise ValueError(f"conventions='xthenreg': {arg}={value!r} is not expressible in xthenreg, which "
+                                 f"fits {arg}={what} only; use conventions='default'")
+    if (lev_mask & endog_mask).any():
+        both = [x_names[c] for c in np.flatnonzero(lev_mask & endog_mask)]
+        raise ValueError(f"{both} are listed both as endog and as exogenous; a regressor is instrumented one way")
 
     # Location: y, the regressors and the extra instruments are centred at their means. The
     # constant instrument keeps the moments' span, and a missing lagged-level instrument is
@@ -102,9 +153,13 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, 
     x_loc = X.mean(axis=0)
     d = build_design(y - y_loc, X - x_loc, q, entity, period, lags=lags, endog=endog_mask,
                      extra_iv=extra_iv - extra_iv.mean(axis=0), transform=transform, collapse=collapse,
-                     max_lag=max_lag, y_name=y_name, x_names=x_names, iv_names=iv_names)
-    thr = _grid(d.q, grid, trim)
-    eng = GMMEngine(d, thr, kink)
+                     max_lag=max_lag, y_name=y_name, x_names=x_names, iv_names=iv_names, exog_levels=lev_mask,
+                     y_instruments=not (conventions == "xthenreg" and lags == 0))
+    # xthenreg reads q on all N T rows of its balanced panel (first periods included) for the
+    # grid and the bandwidth; fastpanel's default, on the level rows the model uses.
+    q_rule = np.asarray(q, dtype=np.float64) if conventions == "xthenreg" else d.q
+    thr = _grid(q_rule, grid, trim, conventions)
+    eng = GMMEngine(d, thr, kink, kink_test)
     if eng.L >= eng.N:
         warnings.warn(f"{eng.L} instruments for {eng.N} entities: the moment covariance is singular and a "
                       "pseudo-inverse is used; use collapse=True or max_lag= to reduce the instrument count",
@@ -129,7 +184,7 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, 
     Mhat = eng.entity_moments(eng.residuals(theta[None], np.array([g_hat])))[0]
     Om2 = eng.omega(Mhat[None])[0]
     if bandwidth is None:
-        bandwidth = 1.5 * 1.06 * eng.N ** (-0.2) * float(np.std(d.q, ddof=1))
+        bandwidth = h0 * 1.06 * eng.N ** (-0.2) * float(np.std(q_rule, ddof=1))
     cov = eng.covariance(theta, g_hat, Om2, bandwidth)
     # Back to the data's origin: (1, x - c)' d = (d_0 - c'd_x) + x'd_x, so only d_0 moves.
     T = np.eye(eng.p + 1)
@@ -157,14 +212,16 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, 
         srt = np.sort(boot)
         cv = {lvl: float(srt[min(max(int(np.ceil(lvl * n_boot - 1e-9)), 1), n_boot) - 1]) for lvl in (0.90, 0.95, 0.99)}
         lin = LinearityTest(statistic=stat, pvalue=float(np.mean(boot > stat)), n_boot=int(n_boot),
-                            boot_stats=boot, wald=wald, critical_values=cv)
+                            boot_stats=boot, wald=wald, critical_values=cv,
+                            restricted=[names[i] for i in eng.test_idx], kink_test=kink_test if kink else "shifts")
 
     return DynamicThresholdResults(
         params=params, cov=cov, threshold=g_hat, grid=thr, objective=J2, objective_first=J1,
         first_step_threshold=g1, nobs=d.n_equations, n_entities=d.n_entities, n_instruments=eng.L,
         n_dropped=n_dropped, n_level_rows=int(d.y.size), j_stat=j_stat, j_df=int(eng.L - eng.p - 1), kink=kink,
         lags=lags, transform=transform, bandwidth=float(bandwidth), y_name=y_name, q_name=q_name,
-        slope_names=list(d.x_names), linearity_test=lin, instrument_names=d.instrument_names, collapse=collapse)
+        slope_names=list(d.x_names), linearity_test=lin, instrument_names=d.instrument_names, collapse=collapse,
+        conventions=conventions)
 
 
 def _columns(data: pd.DataFrame, terms: list[str]) -> pd.DataFrame:
@@ -180,7 +237,8 @@ def dynamic_threshold(formula: str, data: Any, *, entity: str, time: str, thresh
                       endog: Sequence[str] = (), instruments: Sequence[str] = (), kink: bool = False,
                       transform: str = "fd", collapse: bool = False, max_lag: int | None = None,
                       grid: Any = 100, trim: float = 0.2, n_boot: int = 300, seed: int | None = None,
-                      bandwidth: float | None = None) -> DynamicThresholdResults:
+                      bandwidth: float | None = None, exogenous: Sequence[str] = (), conventions: str = "default",
+                      h0: float = 1.5, kink_test: str | None = None) -> DynamicThresholdResults:
     """Fit the dynamic panel threshold model of Seo and Shin (2016) by first-differenced GMM.
 
     ``y_it = (a1' z_it) 1{q_it <= g} + (a2' z_it) 1{q_it > g} + mu_i + e_it`` with
@@ -199,6 +257,8 @@ def dynamic_threshold(formula: str, data: Any, *, entity: str, time: str, thresh
     lags : lags of y among the regressors (0: a static model).
     endog : regressors correlated with the current error: instrumented by their lagged levels
         (like y) instead of their own differences.
+    exogenous : regressors instrumented by their levels x_1 .. x_t in the equation dated t (the
+        current level included) instead of their own difference, as xthenreg's ``exogenous()``.
     instruments : extra exogenous instrument columns, used in levels.
     kink : the kink-constrained model, continuous at the threshold:
         ``y = b' z + d (q - g) 1{q > g} + mu_i + e`` (Seo, Kim and Kim 2019).
@@ -209,10 +269,30 @@ def dynamic_threshold(formula: str, data: Any, *, entity: str, time: str, thresh
     max_lag : deepest lag of the level instruments (None: all).
     grid : number of equally spaced thresholds between the ``trim`` and ``1 - trim``
         quantiles of q, or an array of candidate thresholds.
-    trim : share of q left out at each end of the grid (0.2, as xthenreg's trim_rate 0.4).
+    trim : share of q left out at each end of the grid (0.2: xthenreg's ``trim_rate(0.4)``
+        names the share left out at both ends together). Which q and which quantile rule
+        depend on ``conventions``.
     n_boot : fast-bootstrap draws of the linearity test (0: no test).
     seed : seed of the bootstrap's Gaussian multipliers (one per entity and draw).
-    bandwidth : kernel bandwidth of the threshold's standard error (None: 1.5 * 1.06 N^-1/5 sd(q)).
+    bandwidth : kernel bandwidth of the threshold's standard error (None: the rule of thumb
+        ``h0 * 1.06 * N^(-1/5) * sd(q)``, N entities, sd with divisor n - 1).
+    h0 : the rule of thumb's scale (xthenreg's ``h_0``, 1.5).
+    conventions : ``"default"``: the grid's quantiles (numpy's linear rule) and sd(q) over the
+        level rows the model uses (a row with its lags of y observed), any panel, lagged levels
+        of y instrument even a static (``lags=0``) model. ``"xthenreg"``: Seo, Kim and Kim's
+        Stata command exactly: the quantiles by moremata's default rule (Hyndman and Fan's
+        definition 2, averaging at discontinuities) and sd(q) over all N T rows, first periods
+        included; a static model (``lags=0``) without lagged y among its instruments; a
+        strongly balanced panel only (an entity with a missing value is dropped whole, as
+        xthenreg drops it, and counted in ``n_dropped``); ``lags`` 0 or 1, ``transform="fd"``,
+        no ``collapse`` or ``max_lag``; the kink model's linearity test as xthenreg computes it
+        (``kink_test="xthenreg"``). See docs/dynamic-threshold.md.
+    kink_test : the kink model's linearity test. ``"kink"`` (default): the kink slope is zero,
+        the test of Seo, Kim and Kim (2019). ``"xthenreg"``: xthenreg's statistic, the joint
+        test that its last two coefficients are zero (the last regressor's slope and the kink
+        slope), with the pair's covariance as xthenreg forms it (its Jacobian's kink column has
+        the opposite sign to the slopes', which flips the sign of their covariance). Default
+        ``"xthenreg"`` under ``conventions="xthenreg"``.
 
     Returns
     -------
@@ -228,7 +308,10 @@ def dynamic_threshold(formula: str, data: Any, *, entity: str, time: str, thresh
                          "entity effects are removed by differencing")
     data = as_pandas(data)
     endog = [endog] if isinstance(endog, str) else list(endog)
+    exogenous = [exogenous] if isinstance(exogenous, str) else list(exogenous)
     instruments = [instruments] if isinstance(instruments, str) else list(instruments)
+    if conventions not in ("default", "xthenreg"):
+        raise ValueError(f"conventions={conventions!r} must be 'default' or 'xthenreg'")
     lhs, rhs = formula.split("~", 1)
     y_name = lhs.strip()
     for arg, col in [("entity", entity), ("time", time), ("threshold_var", threshold_var)]:
@@ -243,9 +326,10 @@ def dynamic_threshold(formula: str, data: Any, *, entity: str, time: str, thresh
     terms = [t.strip() for t in rhs.split("+") if t.strip() not in ("", "1", "0")]
     Xdf = _columns(data, terms) if terms else pd.DataFrame(index=data.index)
     x_names = [str(c) for c in Xdf.columns]
-    for e in endog:
-        if e not in x_names:
-            raise ValueError(f"endog={e!r} is not a regressor of the formula (regressors: {x_names})")
+    for arg, cols in (("endog", endog), ("exogenous", exogenous)):
+        for e in cols:
+            if e not in x_names:
+                raise ValueError(f"{arg}={e!r} is not a regressor of the formula (regressors: {x_names})")
     for c in instruments:
         if c not in data.columns:
             raise ValueError(f"instruments: column {c!r} is not in data")
@@ -258,6 +342,8 @@ def dynamic_threshold(formula: str, data: Any, *, entity: str, time: str, thresh
     bad |= ent_f.codes < 0
     tcol = data[time]
     bad |= tcol.isna().to_numpy()
+    if conventions == "xthenreg":
+        bad = _xthenreg_sample(data, entity, time, ent_f.codes, bad)
     n_dropped = int(bad.sum())
     if n_dropped == len(data):
         raise ValueError("every row has a missing value or a missing entity/period id")
@@ -271,4 +357,49 @@ def dynamic_threshold(formula: str, data: Any, *, entity: str, time: str, thresh
     return fit_arrays(y, X, q, ent, per, lags=lags, endog=[n in endog for n in x_names], extra_iv=iv,
                       kink=kink, transform=transform, collapse=collapse, max_lag=max_lag, grid=grid, trim=trim,
                       n_boot=n_boot, seed=seed, bandwidth=bandwidth, y_name=y_name, x_names=x_names,
-                      q_name=threshold_var, iv_names=instruments, n_dropped=n_dropped)
+                      q_name=threshold_var, iv_names=instruments, n_dropped=n_dropped,
+                      exog_levels=[n in exogenous for n in x_names], conventions=conventions, h0=h0,
+                      kink_test=kink_test)
+
+
+def _xthenreg_sample(data: pd.DataFrame, entity: str, time: str, ent_codes: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """xthenreg's sample: the data must be a strongly balanced panel (every entity observed
+    in every period; raise otherwise, naming entities with gaps), and an entity with a missing
+    value in any variable of the model is left out whole (warned and counted), as xthenreg's
+    index_non_ms leaves it out. Returns the rows not used."""
+    import warnings
+
+    tcol = data[time]
+    if tcol.isna().any() or (ent_codes < 0).any():
+        raise ValueError(f"conventions='xthenreg' needs every row's {entity!r} and {time!r}: "
+                         f"{int(tcol.isna().sum() + (ent_codes < 0).sum())} are missing")
+    per = pd.factorize(tcol, sort=True)[0]
+    n_ent, n_per = int(ent_codes.max()) + 1, int(per.max()) + 1
+    cells = np.zeros((n_ent, n_per), dtype=np.int64)
+    np.add.at(cells, (ent_codes, per), 1)
+    if (cells > 1).any():
+        raise ValueError(f"entity and time identify {int((cells > 1).sum())} duplicate (entity, period) pairs; "
+                         "each must appear once")
+    gaps = np.flatnonzero((cells == 0).any(axis=1))
+    if gaps.size:
+        from fastpanel.factor import factorize
+
+        labels = factorize(data[entity], entity).levels
+        shown = ", ".join(repr(getattr(labels[i], "item", lambda: labels[i])()) for i in gaps[:5])
+        shown += ", ..." if gaps.size > 5 else ""
+        raise ValueError(
+            f"conventions='xthenreg' needs a strongly balanced panel, as xthenreg does: {gaps.size} of {n_ent} "
+            f"entities lack some of the {n_per} periods of {time!r} ({shown}); use conventions='default' for "
+            "unbalanced panels"
+        )
+    drop_ent = np.zeros(n_ent, dtype=bool)
+    drop_ent[ent_codes[bad]] = True
+    out = drop_ent[ent_codes]
+    if drop_ent.any():
+        warnings.warn(
+            f"conventions='xthenreg': {int(drop_ent.sum())} entities have a missing value and are left out whole "
+            f"({int(out.sum())} rows, {int(bad.sum())} of them with the missing values), as xthenreg leaves them out",
+            DroppedEntitiesWarning,
+            stacklevel=3,
+        )
+    return out

@@ -14,7 +14,7 @@ __all__ = ["DynamicThresholdResults", "LinearityTest"]
 
 @dataclass
 class LinearityTest:
-    """Bootstrap sup-Wald test of no threshold effect (all regime parameters zero).
+    """Bootstrap sup-Wald test of no threshold effect (the ``restricted`` coefficients zero).
 
     ``statistic`` is the largest Wald statistic over the grid, ``pvalue`` the share of fast
     bootstrap draws (Seo, Kim and Kim 2019) strictly above it, ``critical_values`` the
@@ -27,6 +27,10 @@ class LinearityTest:
     boot_stats: np.ndarray = field(repr=False)
     wald: np.ndarray = field(repr=False)
     critical_values: dict = field(default_factory=dict)
+    #: the coefficients restricted to zero (the regime parameters; see ``kink_test``)
+    restricted: list = field(default_factory=list)
+    #: "shifts" (jump model), "kink" (the kink slope) or "xthenreg" (xthenreg's kink statistic)
+    kink_test: str = "shifts"
 
 
 @dataclass
@@ -57,6 +61,7 @@ class DynamicThresholdResults:
     linearity_test: LinearityTest | None = None
     instrument_names: list[str] = field(default_factory=list, repr=False)
     collapse: bool = False
+    conventions: str = "default"
 
     # ----- statsmodels-style accessors -------------------------------------------------
     @property
@@ -123,7 +128,8 @@ class DynamicThresholdResults:
         trans = {"fd": "first differences", "fod": "forward orthogonal deviations"}[self.transform]
         lines = [
             "Dynamic panel threshold regression (Seo and Shin 2016), two-step GMM",
-            f"Dependent variable: {self.y_name}    threshold variable: {self.q_name}    model: {kind}",
+            f"Dependent variable: {self.y_name}    threshold variable: {self.q_name}    model: {kind}"
+            + (f"    conventions: {self.conventions}" if self.conventions != "default" else ""),
             f"Entities: {self.n_entities}    equations ({trans}): {self.nobs}    instruments: {self.n_instruments}"
             + (" (collapsed)" if self.collapse else ""),
         ]
@@ -154,6 +160,9 @@ class DynamicThresholdResults:
             cv = ", ".join(f"{int(round(100 * k))}%: {v:.4g}" for k, v in lt.critical_values.items())
             lines.append(f"Linearity test (sup-Wald, fast bootstrap, {lt.n_boot} draws): {lt.statistic:.4g}, "
                          f"p = {lt.pvalue:.4g}; critical values {cv}")
+            if self.kink:
+                what = ("xthenreg's statistic: " if lt.kink_test == "xthenreg" else "") + " = ".join(lt.restricted) + " = 0"
+                lines.append(f"  restriction: {what}")
         else:
             lines.append("Linearity test: not run (n_boot=0)")
         return "\n".join(lines)
@@ -171,8 +180,10 @@ class DynamicThresholdResults:
             "bse": {k: float(v) for k, v in self.bse.items()},
             "nobs": self.nobs, "n_entities": self.n_entities, "n_instruments": self.n_instruments,
             "n_dropped": self.n_dropped, "j_stat": self.j_stat, "j_df": self.j_df,
+            "conventions": self.conventions, "bandwidth": self.bandwidth,
             "linearity_test": None if lt is None else {"statistic": lt.statistic, "pvalue": lt.pvalue,
-                                                       "n_boot": lt.n_boot,
+                                                       "n_boot": lt.n_boot, "restricted": list(lt.restricted),
+                                                       "kink_test": lt.kink_test,
                                                        "critical_values": {str(k): v for k, v in
                                                                            lt.critical_values.items()}},
             "grid": self.grid.tolist(), "objective": self.objective.tolist(),
