@@ -285,7 +285,7 @@ def _solve(
         b = X.T @ y
     k = A.shape[0]
     kept = list(range(k))
-    thresh = collin_tol * np.maximum(ref, np.finfo(float).tiny)
+    thresh = collin_tol * np.maximum(ref, _TINY)
     ok = False
     # LAPACK potrf/potrs directly: scipy.linalg.cho_factor's argument handling was most of a
     # small solve's time, paid once per model of a FitCollection
@@ -461,6 +461,7 @@ def fit_tail(
     has_intercept: bool, backend: str, extra_factors: dict[str, Factor], y_raw: np.ndarray | None,
     X_raw: np.ndarray | None, pooled_moments: np.ndarray | None, fe_rank: int | None, scaled: bool = False,
     stacklevel: int = 4, zyx_cols: np.ndarray | None = None, ssr_from_gram: bool = False,
+    all_rows: bool | None = None,
 ) -> FitState:
     """Solve and summarise a fit from its within-transformed data (the part of :func:`estimate`
     after the transform; :mod:`fastpanel.ols.multi` calls it once per model of a collection).
@@ -473,7 +474,8 @@ def fit_tail(
     the SSR as ``y'y - b'X'y`` from ``gram`` when ``ssr > y'y / 100`` (then it loses under 1e-13
     relative), saving the kernel's pass; ``ref``: the sums of squares of the collinearity rule;
     ``Xm``: the regressors ``_check_scale`` reads; ``y_raw``/``X_raw``: the untransformed data
-    to keep (None when transformed in place); ``keep``: the rows of the input used.
+    to keep (None when transformed in place); ``keep``: the rows of the input used
+    (``all_rows``: whether that is every row, when the caller knows).
     """
     nobs = yt.shape[0]
     if w is not None and not scaled:
@@ -528,7 +530,8 @@ def fit_tail(
         y_raw=y_raw,
         X_raw=None if X_raw is None else (X_raw[:, kept] if dropped else X_raw),
         pooled_moments=pooled_moments, _fe_df_exact=fe_rank if factors and (len(factors) >= 3 or slopes) else None,
-        fe_slopes=slopes, row_keep=None if keep.all() else keep, kept_idx=np.asarray(kept, dtype=np.int64),
+        fe_slopes=slopes, row_keep=None if (keep.all() if all_rows is None else all_rows) else keep,
+        kept_idx=np.asarray(kept, dtype=np.int64),
         zyx=zyx if coef_all is not None else None,
         coef_all=coef_all,
         kept_all=kept_all,
@@ -536,6 +539,7 @@ def fit_tail(
 
 
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
+_TINY = np.finfo(float).tiny
 
 
 def _gram(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

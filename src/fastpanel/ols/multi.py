@@ -641,8 +641,9 @@ class _SharedFit:
             Xt = _columns(T, ix)
             # the union from the outcome's column on is the model's [y, X, other columns]: the fused
             # SSR / cluster-score kernel reads it with zero coefficients on the other columns
-            zyx_cols = np.asarray(ix, dtype=np.int64) - iy - 1
-            zyx = T[:, iy:iy + 1 + (int(zyx_cols.max()) + 1 if ix else 0)] if (zyx_cols >= 0).all() else None
+            rel = [c - iy - 1 for c in ix]
+            zyx_cols = np.array(rel, dtype=np.int64)
+            zyx = T[:, iy:iy + 1 + (max(rel) + 1 if rel else 0)] if all(c >= 0 for c in rel) else None
             if in_place:
                 cm = _sub(centered, sub)
                 tss, ref, pooled = float(cm[0, 0]), np.diag(cm)[1:].copy(), cm
@@ -660,7 +661,7 @@ class _SharedFit:
                 collin_tol=self.collin_tol, gram=_sub(gram, sub), zyx=zyx, tss=tss, factors=factors_m,
                 slopes=slopes_m, keep=keep_m, n_dropped=n_nan, n_singletons=n_single, has_intercept=m.has_int,
                 backend=backend_used, extra_factors=extra_m, y_raw=y_raw, X_raw=X_raw, pooled_moments=pooled,
-                fe_rank=fe_rank, scaled=True, stacklevel=7, zyx_cols=zyx_cols,
+                fe_rank=fe_rank, scaled=True, stacklevel=7, zyx_cols=zyx_cols, all_rows=all_rows,
                 ssr_from_gram=bool(factors_m),  # y'y of pooled data is uncentred: formed residuals there
             )
             df, lhs, rhs, has_fe, names = self.df, m.lhs, m.rhs, bool(m.fes), list(m.names)

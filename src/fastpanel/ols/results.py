@@ -46,7 +46,7 @@ class OLSResults:
         # fit's fixed cost, and a FitCollection holds many results few of which are all read.
         self._names = list(state.names)
         self._df_t_raw = df_t
-        self._bse_arr = np.sqrt(np.clip(np.diag(V), 0, None))
+        self._bse_arr = np.sqrt(np.maximum(np.diagonal(V), 0.0))
         self.nobs = state.nobs
         self.n_dropped = state.n_dropped
         self.nobs_dropped = state.n_dropped
