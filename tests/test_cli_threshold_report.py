@@ -100,6 +100,14 @@ def test_dynamic_report_shows_the_linearity_test_the_regimes_and_the_objective(d
             assert f"{row[col]:.4f}" in line
     tex = (out / "table_regimes.tex").read_text()
     assert f"{regimes.loc['x', 'upper']:.4f}" in _tex_numbers(tex)
+    # the specification tests: Arellano-Bond AR(1), AR(2) and Hansen's J, in the table and the JSON
+    assert "table_specification_tests.tex" in files
+    for j in (1, 2):
+        z, p = res.ar_tests[j]
+        line = next(line for line in md.splitlines() if line.startswith(f"| Arellano-Bond AR({j}) |"))
+        assert f"{z:.4f}" in line and f"{p:.4f}" in line
+        assert payload["ar_tests"][f"AR({j})"]["z"] == pytest.approx(z, rel=1e-12)
+    assert any(line.startswith("| Hansen J (overidentification) |") for line in md.splitlines())
 
 
 def test_dynamic_report_without_bootstrap_says_so(dynamic_file, tmp_path):

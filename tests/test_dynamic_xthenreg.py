@@ -221,3 +221,81 @@ def test_quantile_type2_equals_numpys_averaged_inverted_cdf(values, p):
     # integers keep ties and make n p integral often (the averaging branch)
     x = np.asarray(values, dtype=float) / 4
     assert quantile_type2(x, p) == float(np.quantile(x, p, method="averaged_inverted_cdf"))
+
+
+# -- Arellano-Bond AR(1)/AR(2) ---------------------------------------------------------------------
+def _ar_oracle(ref, y, q, X, T, *, kink, static, order):
+    """Arellano and Bond's (1991, eq. 8) m_j written out densely from the data, the reference's
+    estimate, its instrument matrix Z (L x N, rows grouped by equation in period order), its
+    second-step weight W_n_2: the differenced residuals of every entity, their order-j lags,
+    and v = sum_i (s_i - D M g_i / N)^2 with M = (G'WG)^-1 G'W (the estimator's influence)."""
+    N = y.size // T
+    Y, Q = y.reshape(N, T), q.reshape(N, T)
+    Xs = [X[:, c].reshape(N, T) for c in range(X.shape[1])]
+    if not static:  # xthenreg's regressors: the lag of y first
+        Xs = [np.column_stack([np.full(N, np.nan), Y[:, :-1]])] + Xs
+    r, est = ref["r_hat_2"], ref["GMM_est_2"]
+    t0 = 1 if static else 2  # first equation's period (0-based): t = 2 (static) or 3 (dynamic)
+    up = (Q > r).astype(float)
+    if kink:
+        reg = [np.stack(Xs, axis=2), ((Q - r) * up)[:, :, None]]
+    else:
+        reg = [np.stack(Xs, axis=2), up[:, :, None], np.stack(Xs, axis=2) * up[:, :, None]]
+    R = np.concatenate(reg, axis=2)                      # (N, T, p) level regressors
+    dR = R[:, t0:] - R[:, t0 - 1:-1]                     # (N, n_eq, p)
+    de = (Y[:, t0:] - Y[:, t0 - 1:-1]) - dR @ est        # (N, n_eq)
+    n_eq = de.shape[1]
+    w = np.zeros_like(de)
+    w[:, order:] = de[:, :n_eq - order]
+    s = (w * de).sum(axis=1)
+    D = -np.einsum("it,itp->p", w, dR)
+    mm = ref["moment_mat"]
+    counts = (mm.sum(axis=1) - mm[:, 1])[t0 - 1:] if static else mm.sum(axis=1)[t0 - 1:]
+    t_of_row = np.repeat(np.arange(n_eq), counts.astype(int))
+    Z = ref["Z"]
+    assert t_of_row.size == Z.shape[0]
+    g = Z.T * de[:, t_of_row]                             # (N, L) entity moments
+    G = -np.einsum("li,ilp->lp", Z, dR[:, t_of_row, :]) / N
+    W = ref["W_n_2"]
+    M = np.linalg.solve(G.T @ W @ G, G.T @ W)
+    v = np.sum((s - g @ M.T @ D / N) ** 2)
+    return s.sum() / np.sqrt(v)
+
+
+@pytest.mark.parametrize(("lags", "kink"), [(1, False), (1, True), (0, False)])
+def test_arellano_bond_tests_equal_a_dense_restatement(lags, kink):
+    df = _balanced(150, 7, seed=51 + lags + 2 * kink, kink=kink)
+    res = fp.dynamic_threshold("y ~ x + w", df, entity="id", time="year", threshold_var="q", lags=lags, kink=kink,
+                               instruments=["z"], grid=25, n_boot=0, conventions="xthenreg")
+    X = df[["x", "w"]].to_numpy()
+    ref = xthenreg(df.y.to_numpy(), df.q.to_numpy(), X, T=7, inst=df[["z"]].to_numpy(), kink=kink,
+                   static=lags == 0, grid_num=25)
+    assert res.threshold == ref["r_hat_2"]
+    for j in (1, 2):
+        want = _ar_oracle(ref, df.y.to_numpy(), df.q.to_numpy(), X, 7, kink=kink, static=lags == 0, order=j)
+        z, p = res.ar_tests[j]
+        assert z == pytest.approx(want, rel=1e-8), (j, z, want)
+        assert p == pytest.approx(2 * stats_norm_sf(abs(want)), rel=1e-8)
+    if lags:  # correctly specified, iid errors: AR(1) rejects (de_t, de_t-1 share e_t-1), AR(2) does not
+        assert res.ar_tests[1][0] < -3 and abs(res.ar_tests[2][0]) < 3
+    else:  # a static model of data with y_t-1 in them: the omitted dynamics leave AR(2) correlation
+        assert abs(res.ar_tests[2][0]) > 3
+    assert "Arellano-Bond" in res.summary() and "AR(2) z =" in res.summary()
+
+
+def stats_norm_sf(x):
+    from scipy import stats
+
+    return stats.norm.sf(x)
+
+
+def test_arellano_bond_on_hansens_data():
+    df = _hansen()
+    res = fp.dynamic_threshold("inva ~ cfa + vala + debta", df, entity="firm", time="year", threshold_var="debta",
+                               lags=1, endog=["cfa", "vala", "debta"], n_boot=0, conventions="xthenreg")
+    ref = xthenreg(df.inva.to_numpy(), df.debta.to_numpy(), np.empty((len(df), 0)), T=15,
+                   endogenous=df[["cfa", "vala", "debta"]].to_numpy(), grid_num=100)
+    X = df[["cfa", "vala", "debta"]].to_numpy()
+    for j in (1, 2):
+        want = _ar_oracle(ref, df.inva.to_numpy(), df.debta.to_numpy(), X, 15, kink=False, static=False, order=j)
+        assert res.ar_tests[j][0] == pytest.approx(want, rel=1e-8)

@@ -78,7 +78,8 @@ def static_report(result: Any, args: argparse.Namespace, payload: dict[str, Any]
 
 
 def dynamic_report(result: Any, args: argparse.Namespace, payload: dict[str, Any]) -> Any:
-    """Report of a Seo and Shin (2016) fit: the linearity test, the regimes, the GMM objective."""
+    """Report of a Seo and Shin (2016) fit: the linearity test, the specification tests (AR(1),
+    AR(2), Hansen J), the regimes, the GMM objective."""
     from fastpanel.report import Report, objective_plot_png
 
     kind = "kink" if result.kink else "jump"
@@ -105,6 +106,17 @@ def dynamic_report(result: Any, args: argparse.Namespace, payload: dict[str, Any
                      f"{ci.iloc[0]:.6g} to {ci.iloc[1]:.6g}); first-step estimate {result.first_step_threshold:.6g}."
                      + (f" Hansen J {result.j_stat:.4g} (df {result.j_df}, p = {result.j_pvalue:.4g})."
                         if result.j_df > 0 else ""))
+    if result.ar_tests:
+        report.heading("Specification tests")
+        spec = pd.DataFrame({"statistic": [z for _, (z, _) in sorted(result.ar_tests.items())],
+                             "p-value": [p for _, (_, p) in sorted(result.ar_tests.items())]},
+                            index=pd.Index([f"Arellano-Bond AR({j})" for j in sorted(result.ar_tests)], name="test"))
+        if result.j_df > 0:
+            spec.loc["Hansen J (overidentification)"] = [result.j_stat, result.j_pvalue]
+        report.paragraph("Serial correlation of the differenced residuals (Arellano and Bond 1991; AR(1) is "
+                         "expected, AR(2) would invalidate the lagged-level instruments) and Hansen's J, at "
+                         "the estimated threshold.")
+        _add_table(report, spec, "Specification tests", "table_specification_tests.tex")
     regimes = result.regimes.rename(columns={"lower": "below", "lower_se": "se below",
                                              "upper": "above", "upper_se": "se above"})
     _add_table(report, regimes, "Coefficients below and above the threshold", "table_regimes.tex",

@@ -55,6 +55,7 @@ class GMMDesign:
     x_names: list[str]
     rows: np.ndarray         # (n_r,) index of each level row in the caller's arrays
     periods_used: np.ndarray = field(default_factory=lambda: np.empty(0))
+    period: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # (n_r,) period index
 
 
 def _positions(entity: np.ndarray, period: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -240,4 +241,4 @@ def build_design(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray
     return GMMDesign(y=y[level][sel], X=Xl[sel], q=q[level][sel], entity=ent_code, zeta=zeta[sel],
                      n_entities=int(ent_keep.size), n_equations=int(n_j),
                      instrument_names=[label(t) for t in uniq], x_names=names, rows=level[sel],
-                     periods_used=np.unique(t_j))
+                     periods_used=np.unique(t_j), period=per_r[sel].astype(np.int64))

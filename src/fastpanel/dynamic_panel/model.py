@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fastpanel._validation import as_pandas
+from fastpanel.dynamic_panel.ar_test import arellano_bond
 from fastpanel.dynamic_panel.design import build_design
 from fastpanel.dynamic_panel.gmm import GMMEngine, InstrumentWarning, whitener
 from fastpanel.dynamic_panel.results import DynamicThresholdResults, LinearityTest
@@ -201,6 +202,8 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, 
     gbar = eng.g1 - eng.jacobian_at(g_hat) @ theta
     Pf = whitener(Om2)
     j_stat = float(eng.N * np.sum((Pf @ gbar) ** 2))
+    # Arellano-Bond AR(1)/AR(2) of the differenced residuals, with the second step's influence
+    ar = arellano_bond(eng, theta, g_hat, P2)
 
     lin = None
     if n_boot > 0:
@@ -221,7 +224,7 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, q: np.ndarray, entity: np.ndarray, 
         n_dropped=n_dropped, n_level_rows=int(d.y.size), j_stat=j_stat, j_df=int(eng.L - eng.p - 1), kink=kink,
         lags=lags, transform=transform, bandwidth=float(bandwidth), y_name=y_name, q_name=q_name,
         slope_names=list(d.x_names), linearity_test=lin, instrument_names=d.instrument_names, collapse=collapse,
-        conventions=conventions)
+        conventions=conventions, ar_tests=ar)
 
 
 def _columns(data: pd.DataFrame, terms: list[str]) -> pd.DataFrame:

@@ -62,6 +62,8 @@ class DynamicThresholdResults:
     instrument_names: list[str] = field(default_factory=list, repr=False)
     collapse: bool = False
     conventions: str = "default"
+    #: Arellano and Bond's (1991) m_j of the differenced residuals: {1: (z, p), 2: (z, p)}
+    ar_tests: dict = field(default_factory=dict)
 
     # ----- statsmodels-style accessors -------------------------------------------------
     @property
@@ -155,6 +157,9 @@ class DynamicThresholdResults:
         lines.append("")
         if self.j_df > 0:
             lines.append(f"Hansen J (overidentification): {self.j_stat:.4g}, df {self.j_df}, p = {self.j_pvalue:.4g}")
+        if self.ar_tests:
+            lines.append("Arellano-Bond serial correlation of the differenced residuals: " + "; ".join(
+                f"AR({j}) z = {z:.4g}, p = {pv:.4g}" for j, (z, pv) in sorted(self.ar_tests.items())))
         lt = self.linearity_test
         if lt is not None:
             cv = ", ".join(f"{int(round(100 * k))}%: {v:.4g}" for k, v in lt.critical_values.items())
@@ -181,6 +186,7 @@ class DynamicThresholdResults:
             "nobs": self.nobs, "n_entities": self.n_entities, "n_instruments": self.n_instruments,
             "n_dropped": self.n_dropped, "j_stat": self.j_stat, "j_df": self.j_df,
             "conventions": self.conventions, "bandwidth": self.bandwidth,
+            "ar_tests": {f"AR({j})": {"z": z, "pvalue": pv} for j, (z, pv) in sorted(self.ar_tests.items())},
             "linearity_test": None if lt is None else {"statistic": lt.statistic, "pvalue": lt.pvalue,
                                                        "n_boot": lt.n_boot, "restricted": list(lt.restricted),
                                                        "kink_test": lt.kink_test,
