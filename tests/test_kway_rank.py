@@ -75,3 +75,30 @@ def test_feols_statsmodels_df_and_bse_with_collinear_effects(kind) -> None:
     assert ours.df_resid == ref.df_resid
     np.testing.assert_allclose(ours.params.to_numpy(), ref.params[:2], rtol=1e-9)
     np.testing.assert_allclose(ours.bse.to_numpy(), ref.bse[:2], rtol=1e-9)
+
+
+@given(seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["random", "nested", "parity", "sparse"]),
+       ways=st.sampled_from([1, 2, 3]))
+def test_n_identified_depends_on_which_weights_are_zero_and_its_cache_stays_small(seed, kind, ways) -> None:
+    """An IRLS-style loop: new positive weights each call give the unweighted rank from the cache;
+    zero weights give the rank of the dummies of the other rows; the cache holds at most 8
+    zero patterns however many weight vectors it has seen."""
+    from fastpanel.fixed_effects import _RANK_CACHE_SIZE
+
+    rng = np.random.default_rng(seed)
+    n = 120
+    ids = design(rng, n, kind)[:ways]
+    fe = fastpanel.FixedEffects(ids)
+    full = np.linalg.matrix_rank(dummies(ids))
+    assert fe.n_identified() == full
+    for _ in range(12):
+        assert fe.n_identified(rng.uniform(0.1, 5.0, n)) == full
+    assert len(fe._rank_cache) == 1  # every positive weight vector shares the unweighted entry
+    for _ in range(12):
+        w = rng.uniform(0.1, 5.0, n)
+        w[rng.random(n) < 0.3] = 0.0
+        keep = w > 0
+        want = np.linalg.matrix_rank(dummies([c[keep] for c in ids]))
+        assert fe.n_identified(w) == want
+        assert fe.n_identified(w * 3.0) == want  # the same zero pattern: the cached rank
+        assert len(fe._rank_cache) <= _RANK_CACHE_SIZE

@@ -13,6 +13,9 @@ import numpy as np
 
 from fastpanel.factor import Factor, _level_counts, factorize
 
+#: zero-weight patterns whose rank FixedEffects.n_identified keeps
+_RANK_CACHE_SIZE = 8
+
 __all__ = ["FixedEffects"]
 
 
@@ -208,13 +211,22 @@ class FixedEffects:
         Rows with zero weight do not identify anything, so ``weights`` can matter.
         """
         w = None if weights is None else np.asarray(weights, dtype=np.float64)
-        key = None if w is None else w.tobytes()
+        # The rank depends on the weights only through which are zero (positive weights scale
+        # rows), so the cache is keyed by that pattern (None: no zero weight), a short digest,
+        # and holds a few entries: an IRLS loop passing new weights each iteration neither
+        # recomputes the rank nor keeps an n-byte key per iteration.
+        zero = None if w is None else (w == 0)
+        key = None
+        if zero is not None and zero.any():
+            import hashlib
+
+            key = hashlib.blake2b(np.packbits(zero).tobytes() + str(zero.size).encode(), digest_size=16).digest()
         cache = self.__dict__.setdefault("_rank_cache", {})
         if key in cache:
             return cache[key]
         fs = self.factors
-        if w is not None and (w == 0).any():
-            fs = [f.subset(w > 0) for f in fs]
+        if key is not None:
+            fs = [f.subset(~zero) for f in fs]
         if len(fs) == 1:
             rank = fs[0].n_levels
         elif len(fs) == 2:
@@ -230,8 +242,9 @@ class FixedEffects:
         else:
             from fastpanel.kway import build_structure
 
-            wk = None if w is None else w[w > 0]
-            rank = build_structure(fs, wk).n_identified
+            rank = build_structure(fs, None).n_identified  # on the rows with positive weight
+        while len(cache) >= _RANK_CACHE_SIZE:
+            cache.pop(next(iter(cache)))  # the oldest pattern
         cache[key] = int(rank)
         return int(rank)
 
