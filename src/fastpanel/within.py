@@ -226,8 +226,13 @@ def _twoway_direct(
     if not np.isfinite(r).all():  # NaN/inf in X reach r through its group's mean
         return X, None
     if dense:
-        schur = (kern.schur_dense(_order_arg(a), a.group_starts, b.codes, b.n_levels, _EMPTY_F64 if w is None else w)
-                 if hasattr(kern, "schur_dense") else _schur_dense(a, b, w))
+        schur = None
+        if w is None and hasattr(kern, "schur_complement") and _complement_schur_pays(a, b):
+            schur = kern.schur_complement(a.codes, a.n_levels, b.codes, b.n_levels)  # None: a repeated cell
+        if schur is None:
+            schur = (kern.schur_dense(_order_arg(a), a.group_starts, b.codes, b.n_levels,
+                                      _EMPTY_F64 if w is None else w)
+                     if hasattr(kern, "schur_dense") else _schur_dense(a, b, w))
     if cached is None:
         cached = fe.store_solver(key, w, _twoway_solver(schur, X.shape[0], a.n_levels))
     solve, balanced = cached
@@ -252,6 +257,16 @@ def _dense_schur_pays(a: Factor, b: Factor, w: np.ndarray | None) -> bool:
         return False  # panels of at most 64 periods: the level-set patterns make S O(n)
     pairs = float(np.dot(a.counts.astype(np.float64), a.counts.astype(np.float64)))
     return pairs * _DENSE_SPEEDUP >= float(a.n_levels) * float(b.n_levels) ** 2
+
+
+def _complement_schur_pays(a: Factor, b: Factor) -> bool:
+    """Whether the unweighted S is cheaper from the pairs of MISSING cells of each A level
+    (sum_a (n_B - k_a)^2 / 2 scattered updates plus an n_B scan per level) than by the dense
+    rank-k update (n_A n_B^2 / 2 FMAs, _DENSE_SPEEDUP times cheaper each): entities seen in
+    nearly every period (a 10k x 1000 panel with 10% of the cells missing: 100x fewer updates)."""
+    missing = float(b.n_levels) - a.counts.astype(np.float64)
+    cost = 0.5 * float(missing @ missing) + 0.25 * float(a.n_levels) * float(b.n_levels)
+    return cost * _DENSE_SPEEDUP < 0.5 * float(a.n_levels) * float(b.n_levels) ** 2
 
 
 def _schur_dense(a: Factor, b: Factor, w: np.ndarray | None) -> np.ndarray:

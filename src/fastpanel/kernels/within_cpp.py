@@ -24,7 +24,8 @@ WithinRows = _core.WithinRows
 #: ``WithinRows``. ``n_b = 0``: one-way.
 WithinCodes = _core.WithinCodes
 
-__all__ = ["WithinCodes", "WithinRows", "oneway", "oneway_scatter", "schur_dense", "twoway_pass1", "twoway_pass2"]
+__all__ = ["WithinCodes", "WithinRows", "oneway", "oneway_scatter", "schur_complement", "schur_dense",
+           "twoway_pass1", "twoway_pass2"]
 
 
 def oneway(X: np.ndarray, out: np.ndarray, order: np.ndarray, group_starts: np.ndarray, weights: np.ndarray) -> int:
@@ -61,6 +62,13 @@ def schur_dense(order: np.ndarray, group_starts: np.ndarray, codes_b: np.ndarray
     (``csrc/schur_dense.cpp``): n_A n_B^2 / 2 FMAs, for panels whose entities are seen in most of
     many periods, where the pair-by-pair assembly of ``twoway_pass1`` is slower."""
     return _core.within_schur_dense(order, group_starts, codes_b, int(n_b), weights)
+
+
+def schur_complement(codes_a: np.ndarray, n_a: int, codes_b: np.ndarray, n_b: int) -> np.ndarray | None:
+    """The unweighted two-way Schur matrix from the pairs of cells each A level LACKS
+    (``csrc/schur_dense.cpp``): sum_a (n_B - k_a)^2 / 2 updates, for panels whose entities are
+    seen in most of many periods. None when a cell holds two rows (use :func:`schur_dense`)."""
+    return _core.within_schur_complement(codes_a, int(n_a), codes_b, int(n_b))
 
 
 def twoway_pass2(
