@@ -81,3 +81,26 @@ def test_complement_schur_same_bits_for_any_thread_count():
             assert np.array_equal(_core.within_schur_complement(a.codes, a.n_levels, b.codes, b.n_levels), one)
     finally:
         fastpanel.set_num_threads(before)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 60), density=st.sampled_from([0.0, 0.02, 0.08, 0.3]))
+def test_dense_components_equal_scipys_connected_components(seed, n, density):
+    """The breadth-first connected sets of S's pattern (small n_B) are scipy's, as partitions."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    from fastpanel.within import _dense_components
+
+    rng = np.random.default_rng(seed)
+    adj = rng.random((n, n)) < density
+    adj = adj | adj.T
+    np.fill_diagonal(adj, True)  # S's diagonal is positive
+    ours = _dense_components(adj)
+    theirs = connected_components(sp.csr_matrix(adj), directed=False)[1]
+
+    def canonical(lab):  # relabel by first appearance
+        first = {}
+        return np.array([first.setdefault(x, len(first)) for x in lab])
+
+    assert np.array_equal(canonical(ours), canonical(theirs))
